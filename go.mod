@@ -1,0 +1,3 @@
+module github.com/pad-dreaming/pad
+
+go 1.26.8
