@@ -32,10 +32,13 @@ func (h AdamHyper) Scalars(t int) (stepSize, bc2Sqrt float64) {
 //
 //	m ← m + (1−β1)(g − m);  v ← β2·v + (1−β2)·g²
 //	p ← p − stepSize · m / (√v / √(1−β2^t) + eps)
-func AdamElem(p, g, m, v, beta1, beta2, eps, stepSize, bc2Sqrt float32) (float32, float32, float32) {
+//
+// It is generic so that the float64 twin of the CPU backend uses the same
+// formula.
+func AdamElem[T float32 | float64](p, g, m, v, beta1, beta2, eps, stepSize, bc2Sqrt T) (T, T, T) {
 	m += (1 - beta1) * (g - m)
 	v = beta2*v + (1-beta2)*g*g
-	denom := float32(math.Sqrt(float64(v)))/bc2Sqrt + eps
+	denom := T(math.Sqrt(float64(v)))/bc2Sqrt + eps
 	p -= stepSize * m / denom
 	return p, m, v
 }

@@ -1,0 +1,210 @@
+package cpu
+
+import "github.com/pad-dreaming/pad/backend"
+
+// The convolutions work on the whole batch at once through two matrices:
+//
+//	col [C·R·S, N·P·Q]: column (n, p, q) holds the input patch under output
+//	                    position (p, q) of image n (im2col);
+//	tmp [K, N·P·Q]:     the output (or its gradient) with the batch moved
+//	                    next to the spatial positions.
+//
+// so that forward is tmp = W·col, backward-data is col = Wᵀ·tmp followed by
+// col2im, and backward-filter is dW = tmp·colᵀ — three large GEMMs instead
+// of N small ones.
+
+func (b *Backend[T]) convCheck(op string, g backend.ConvGeom) bool {
+	if err := g.Validate(); err != nil {
+		b.fail("%s: %v", op, err)
+		return false
+	}
+	return true
+}
+
+func (b *Backend[T]) workspaces(g backend.ConvGeom) (col, tmp []T) {
+	npq := g.N * g.P * g.Q
+	b.col = grow(b.col, g.C*g.R*g.S*npq)
+	b.tmp = grow(b.tmp, g.K*npq)
+	return b.col, b.tmp
+}
+
+// im2col fills col [C·R·S, N·P·Q] from x [N, C, H, W].
+func (b *Backend[T]) im2col(g backend.ConvGeom, x, col []T) {
+	pq := g.P * g.Q
+	npq := g.N * pq
+	b.parallel(g.C*g.R*g.S, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			c, rs := row/(g.R*g.S), row%(g.R*g.S)
+			r, s := rs/g.S, rs%g.S
+			dst := col[row*npq : (row+1)*npq]
+			for n := 0; n < g.N; n++ {
+				plane := x[(n*g.C+c)*g.H*g.W : (n*g.C+c+1)*g.H*g.W]
+				o := dst[n*pq : (n+1)*pq]
+				for p := 0; p < g.P; p++ {
+					h := p*g.Stride + r - g.Pad
+					line := o[p*g.Q : (p+1)*g.Q]
+					if h < 0 || h >= g.H {
+						clear(line)
+						continue
+					}
+					src := plane[h*g.W : (h+1)*g.W]
+					for q := range line {
+						w := q*g.Stride + s - g.Pad
+						if w < 0 || w >= g.W {
+							line[q] = 0
+						} else {
+							line[q] = src[w]
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// col2im adds col [C·R·S, N·P·Q] into dx [N, C, H, W] (after scaling dx by
+// beta). Each (n, c) plane is written by one worker only.
+func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
+	pq := g.P * g.Q
+	npq := g.N * pq
+	hw := g.H * g.W
+	b.parallel(g.N*g.C, func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			n, c := nc/g.C, nc%g.C
+			plane := dx[nc*hw : (nc+1)*hw]
+			if beta == 0 {
+				clear(plane)
+			} else if beta != 1 {
+				for i := range plane {
+					plane[i] *= T(beta)
+				}
+			}
+			for r := 0; r < g.R; r++ {
+				for s := 0; s < g.S; s++ {
+					src := col[((c*g.R+r)*g.S+s)*npq+n*pq:]
+					for p := 0; p < g.P; p++ {
+						h := p*g.Stride + r - g.Pad
+						if h < 0 || h >= g.H {
+							continue
+						}
+						line := plane[h*g.W : (h+1)*g.W]
+						for q := 0; q < g.Q; q++ {
+							w := q*g.Stride + s - g.Pad
+							if w >= 0 && w < g.W {
+								line[w] += src[p*g.Q+q]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// nchwToKM copies y [N, K, P·Q] to t [K, N·P·Q].
+func (b *Backend[T]) nchwToKM(g backend.ConvGeom, y, t []T) {
+	pq := g.P * g.Q
+	b.parallel(g.K, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			for n := 0; n < g.N; n++ {
+				copy(t[(k*g.N+n)*pq:(k*g.N+n+1)*pq], y[(n*g.K+k)*pq:(n*g.K+k+1)*pq])
+			}
+		}
+	})
+}
+
+// ConvForward computes y = conv(x, w).
+func (b *Backend[T]) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
+	if !b.convCheck("ConvForward", g) {
+		return
+	}
+	xd := b.data("ConvForward", "x", x, g.XLen())
+	wd := b.data("ConvForward", "w", w, g.WLen())
+	yd := b.data("ConvForward", "y", y, g.YLen())
+	if b.err != nil {
+		return
+	}
+	col, tmp := b.workspaces(g)
+	crs, pq, npq := g.C*g.R*g.S, g.P*g.Q, g.N*g.P*g.Q
+	b.im2col(g, xd, col)
+	b.sgemm(false, false, g.K, npq, crs, 1, wd, crs, col, npq, 0, tmp, npq)
+	b.parallel(g.N, func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			for k := 0; k < g.K; k++ {
+				copy(yd[(n*g.K+k)*pq:(n*g.K+k+1)*pq], tmp[(k*g.N+n)*pq:(k*g.N+n+1)*pq])
+			}
+		}
+	})
+}
+
+// ConvBackwardData computes dx = conv_transpose(dy, w) + beta·dx.
+func (b *Backend[T]) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, beta float32) {
+	if !b.convCheck("ConvBackwardData", g) {
+		return
+	}
+	dyd := b.data("ConvBackwardData", "dy", dy, g.YLen())
+	wd := b.data("ConvBackwardData", "w", w, g.WLen())
+	dxd := b.data("ConvBackwardData", "dx", dx, g.XLen())
+	if b.err != nil {
+		return
+	}
+	col, tmp := b.workspaces(g)
+	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
+	b.nchwToKM(g, dyd, tmp)
+	b.sgemm(true, false, crs, npq, g.K, 1, wd, crs, tmp, npq, 0, col, npq)
+	b.col2im(g, col, dxd, beta)
+}
+
+// ConvBackwardFilter computes dw = Σ_n dy ⋆ x + beta·dw.
+func (b *Backend[T]) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, beta float32) {
+	if !b.convCheck("ConvBackwardFilter", g) {
+		return
+	}
+	xd := b.data("ConvBackwardFilter", "x", x, g.XLen())
+	dyd := b.data("ConvBackwardFilter", "dy", dy, g.YLen())
+	dwd := b.data("ConvBackwardFilter", "dw", dw, g.WLen())
+	if b.err != nil {
+		return
+	}
+	col, tmp := b.workspaces(g)
+	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
+	b.im2col(g, xd, col)
+	b.nchwToKM(g, dyd, tmp)
+	b.sgemm(false, true, g.K, crs, npq, 1, tmp, npq, col, npq, T(beta), dwd, crs)
+}
+
+// BiasAdd adds bias[c] to channel c of y [n, c, hw].
+func (b *Backend[T]) BiasAdd(y, bias backend.Buf, n, c, hw int) {
+	yd := b.data("BiasAdd", "y", y, n*c*hw)
+	bd := b.data("BiasAdd", "b", bias, c)
+	if yd == nil || bd == nil {
+		return
+	}
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			p := yd[(i*c+ch)*hw : (i*c+ch+1)*hw]
+			v := bd[ch]
+			for j := range p {
+				p[j] += v
+			}
+		}
+	}
+}
+
+// BiasGrad sums dy [n, c, hw] over n and hw into db[c].
+func (b *Backend[T]) BiasGrad(dy, db backend.Buf, n, c, hw int, beta float32) {
+	dyd := b.data("BiasGrad", "dy", dy, n*c*hw)
+	dbd := b.data("BiasGrad", "db", db, c)
+	if dyd == nil || dbd == nil {
+		return
+	}
+	for ch := 0; ch < c; ch++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			for _, v := range dyd[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				s += float64(v)
+			}
+		}
+		dbd[ch] = T(s + float64(beta)*float64(dbd[ch]))
+	}
+}
