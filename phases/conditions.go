@@ -38,7 +38,7 @@ type Condition struct {
 	Description string
 	W           float64 // weight of Wake's reconstruction loss
 	N           float64 // weight of NREM's latent loss (0: NREM learns nothing)
-	R           float64 // REM/adversarial switch and weight (0: no GAN learning)
+	R           float64 // adversarial learning on when > 0 (a switch, as in the reference; it scales nothing)
 	Epsilon     float64 // std of the noise added to z before G in Wake
 	Mix         Mix     // how REM mixes memories and noise
 	Lambda      float64 // mixing factor λ
