@@ -62,7 +62,10 @@ type PAD struct {
 	stats backend.Buf // NumStats values
 	statV []backend.Buf
 	host  []float32
-	iter  uint64
+
+	// OnPhase, if set, is called after each phase of Cycle with its name
+	// ("wake", "nrem", "rem"); benchmarks use it to time the phases.
+	OnPhase func(phase string)
 }
 
 // New builds a PAD model for spec on b and initialises it from opt.Seed.
@@ -161,14 +164,25 @@ func (p *PAD) Step(x backend.Buf, iter uint64, first bool) {
 func (p *PAD) Cycle(x backend.Buf, first bool) {
 	p.begin(first)
 	p.Wake(x)
+	p.phaseDone("wake")
 	if p.Cond.REMFirst {
 		p.REM()
+		p.phaseDone("rem")
 		p.NREM()
+		p.phaseDone("nrem")
 	} else {
 		p.NREM()
+		p.phaseDone("nrem")
 		p.REM()
+		p.phaseDone("rem")
 	}
 	p.end()
+}
+
+func (p *PAD) phaseDone(name string) {
+	if p.OnPhase != nil {
+		p.OnPhase(name)
+	}
 }
 
 // begin starts an iteration; the first of an epoch has no older memory.
@@ -302,3 +316,13 @@ func (p *PAD) Stats() ([NumStats]float32, error) {
 	copy(out[:], p.host)
 	return out, nil
 }
+
+// HasOld reports whether MemoryOld holds the previous iteration's memory
+// of the current epoch (checkpoints save it to resume exactly).
+func (p *PAD) HasOld() bool { return p.hasOld }
+
+// SetHasOld restores what HasOld reports, when resuming from a checkpoint.
+func (p *PAD) SetHasOld(v bool) { p.hasOld = v }
+
+// Backend returns the backend the model lives on.
+func (p *PAD) Backend() backend.Backend { return p.b }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"golang.org/x/term"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/configs"
+)
+
+// openCUDA opens the CUDA backend; it is set by cuda.go.
+var openCUDA func(d configs.Device) (backend.Backend, error)
+
+// errNoCUDA says why no GPU can be used; --device auto falls back to the
+// CPU on it.
+var errNoCUDA = errors.New("no usable NVIDIA GPU")
+
+// openBackend opens the device the config asks for. With "auto" it tries
+// CUDA and falls back to the CPU with a notice.
+func openBackend(d configs.Device, log io.Writer) (backend.Backend, error) {
+	switch d.Kind {
+	case "cpu":
+		return cpu.New(d.Threads), nil
+	case "cuda", "auto":
+		if openCUDA != nil {
+			b, err := openCUDA(d)
+			if err == nil {
+				return b, nil
+			}
+			if d.Kind == "cuda" {
+				return nil, err
+			}
+			fmt.Fprintf(log, "notice: %v; using the CPU\n", err)
+		} else if d.Kind == "cuda" {
+			return nil, fmt.Errorf("device.kind = cuda: %w (this pad was built without the CUDA backend)", errNoCUDA)
+		}
+		return cpu.New(d.Threads), nil
+	}
+	return nil, usagef("device.kind = %q: want auto, cpu or cuda", d.Kind)
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func versionString() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+	}
+	return "pad " + v
+}

@@ -1,0 +1,125 @@
+package train
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/internal/rng"
+	"github.com/pad-dreaming/pad/model"
+	"github.com/pad-dreaming/pad/phases"
+)
+
+// BenchOptions describe a throughput measurement.
+type BenchOptions struct {
+	Spec      model.Spec
+	Condition phases.Condition
+	Adam      backend.AdamHyper
+	Warmup    int // untimed iterations first
+	Iters     int // timed iterations
+	EpochSize int // images per epoch for the seconds-per-epoch figure (50,000 as the peer)
+	Seed      uint64
+	Phases    bool // also time each phase (with a sync after each; slower)
+}
+
+// BenchResult is what a measurement found.
+type BenchResult struct {
+	Backend       string
+	Spec          model.Spec
+	Condition     string
+	Iters         int
+	SecPerIter    float64
+	SecPerEpoch   float64 // (EpochSize / batch) iterations
+	ImagesPerSec  float64
+	PhaseSec      map[string]float64 // per iteration, when timed
+	PeakMemoryMiB float64            // device memory (CUDA) or Go heap (CPU)
+	MemoryKind    string
+}
+
+// MemoryReporter is implemented by backends that track their peak memory.
+type MemoryReporter interface {
+	PeakMemory() (bytes int64, kind string)
+}
+
+// Bench times training iterations on synthetic images in [-1, 1] (the
+// data stay on the device, as the peer's do).
+func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
+	if o.Iters < 1 {
+		return BenchResult{}, fmt.Errorf("bench: %d iterations", o.Iters)
+	}
+	if o.EpochSize <= 0 {
+		o.EpochSize = 50000
+	}
+	p, err := phases.New(b, o.Spec, o.Condition, phases.Options{Seed: o.Seed, AdamE: o.Adam, AdamG: o.Adam, MaxTile: 8})
+	if err != nil {
+		return BenchResult{}, err
+	}
+	host := make([]float32, o.Spec.Batch*o.Spec.C*model.ImageSize*model.ImageSize)
+	rng.FillUniform(host, rng.Key{Seed: o.Seed, Stream: rng.StreamEval, Seq: 7})
+	for i := range host {
+		host[i] = 2*host[i] - 1
+	}
+	x, err := b.Alloc(len(host))
+	if err != nil {
+		return BenchResult{}, err
+	}
+	b.Upload(x, host)
+	it := uint64(0)
+	step := func() {
+		p.Step(x, it, it == 0)
+		it++
+	}
+	for i := 0; i < o.Warmup; i++ {
+		step()
+	}
+	if err := b.Sync(); err != nil {
+		return BenchResult{}, err
+	}
+	start := time.Now()
+	for i := 0; i < o.Iters; i++ {
+		step()
+	}
+	if err := b.Sync(); err != nil {
+		return BenchResult{}, err
+	}
+	el := time.Since(start).Seconds()
+	r := BenchResult{
+		Backend: b.Name(), Spec: o.Spec, Condition: o.Condition.Name, Iters: o.Iters,
+		SecPerIter: el / float64(o.Iters),
+	}
+	r.SecPerEpoch = r.SecPerIter * float64(o.EpochSize/o.Spec.Batch)
+	r.ImagesPerSec = float64(o.Spec.Batch) / r.SecPerIter
+	if o.Phases {
+		r.PhaseSec = map[string]float64{}
+		var last time.Time
+		p.OnPhase = func(name string) {
+			b.Sync()
+			now := time.Now()
+			r.PhaseSec[name] += now.Sub(last).Seconds()
+			last = now
+		}
+		n := max(o.Iters/4, 1)
+		for i := 0; i < n; i++ {
+			b.Sync()
+			last = time.Now()
+			step()
+		}
+		p.OnPhase = nil
+		for k := range r.PhaseSec {
+			r.PhaseSec[k] /= float64(n)
+		}
+		if err := b.Sync(); err != nil {
+			return r, err
+		}
+	}
+	if m, ok := b.(MemoryReporter); ok {
+		bytes, kind := m.PeakMemory()
+		r.PeakMemoryMiB, r.MemoryKind = float64(bytes)/(1<<20), kind
+	} else {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		r.PeakMemoryMiB, r.MemoryKind = float64(ms.HeapSys)/(1<<20), "Go heap"
+	}
+	return r, nil
+}

@@ -1,0 +1,500 @@
+// Package train runs PAD training: it loads the data, builds the model on a
+// backend, schedules Wake, NREM and REM over the mini-batches, records
+// metrics, writes checkpoints and samples, probes the encoder, and resumes
+// interrupted runs exactly.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/configs"
+	"github.com/pad-dreaming/pad/dataset"
+	"github.com/pad-dreaming/pad/eval"
+	"github.com/pad-dreaming/pad/metrics"
+	"github.com/pad-dreaming/pad/model"
+	"github.com/pad-dreaming/pad/phases"
+)
+
+// ErrInterrupted is returned by Run when its context was cancelled (SIGINT,
+// SIGTERM): the iteration in progress was finished and checkpointed.
+var ErrInterrupted = errors.New("interrupted")
+
+// NonFiniteError reports a loss that became NaN or infinite.
+type NonFiniteError struct {
+	Phase string // Wake, NREM or REM
+	Loss  string
+	Value float32
+	Iter  int // global iteration (from 0)
+	Epoch int
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("%s loss %s = %v at iteration %d (epoch %d): training stopped; the last checkpoint holds the state before it (lower train.lr_e / train.lr_g, or check the data)",
+		e.Phase, e.Loss, e.Value, e.Iter, e.Epoch+1)
+}
+
+// Options configure a Trainer.
+type Options struct {
+	Config   configs.Config  // validated
+	Dir      string          // run directory
+	Resume   bool            // continue from Dir's checkpoint
+	Backend  backend.Backend // where the model lives
+	Log      io.Writer       // progress and notices (nil: discard)
+	Progress ProgressMode
+}
+
+// Trainer is one training run.
+type Trainer struct {
+	opt     Options
+	cfg     configs.Config
+	b       backend.Backend
+	Model   *phases.PAD
+	Train   *dataset.Set
+	Test    *dataset.Set
+	loader  *dataset.Loader
+	x       backend.Buf
+	metrics *metrics.Writer
+	unlock  func()
+	log     io.Writer
+	pos     Position
+	started time.Time
+	elapsed float64 // seconds of training before this process (resumed runs)
+	enc     *Encoder
+	prog    *progress
+
+	// Samples lists the image files written so far.
+	Samples []string
+}
+
+// New prepares a run: it locks the run directory, loads the data, builds
+// the model and, with Resume, restores the checkpoint.
+func New(opt Options) (_ *Trainer, err error) {
+	cfg := opt.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Log
+	if log == nil {
+		log = io.Discard
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockDir(opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{opt: opt, cfg: cfg, b: opt.Backend, unlock: unlock, log: log}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+
+	ckptPath := filepath.Join(opt.Dir, CheckpointName)
+	var ckpt *Checkpoint
+	if opt.Resume {
+		if !fileExists(ckptPath) {
+			return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", opt.Dir, CheckpointName)
+		}
+		if ckpt, err = ReadCheckpoint(ckptPath); err != nil {
+			return nil, err
+		}
+		if h := cfg.Hash(); ckpt.State.ConfigHash != h {
+			return nil, fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
+				ckptPath, ckpt.State.ConfigHash, h, filepath.Join(opt.Dir, "config.toml"))
+		}
+	} else if fileExists(ckptPath) {
+		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", opt.Dir)
+	}
+
+	if t.Train, t.Test, err = LoadData(cfg); err != nil {
+		return nil, err
+	}
+	cond, err := Condition(cfg)
+	if err != nil {
+		return nil, err
+	}
+	spec := model.Spec{C: t.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
+	popt := phases.Options{
+		Seed:              cfg.Seed,
+		AdamE:             backend.AdamHyper{LR: cfg.Train.LRE, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
+		AdamG:             backend.AdamHyper{LR: cfg.Train.LRG, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
+		MaxTile:           cfg.Train.MaxTile,
+		OcclusionPerImage: cfg.Train.OcclusionPerImage,
+	}
+	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
+		return nil, err
+	}
+	if t.x, err = t.b.Alloc(spec.Batch * spec.C * model.ImageSize * model.ImageSize); err != nil {
+		return nil, err
+	}
+	if t.loader, err = dataset.NewLoader(t.Train, spec.Batch, cfg.Seed); err != nil {
+		return nil, err
+	}
+	if ckpt != nil {
+		if err := ckpt.LoadState(t.b, t.Model); err != nil {
+			return nil, err
+		}
+		t.pos = ckpt.State.Position
+		if err := truncateMetrics(opt.Dir, t.pos.Iter); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(log, "resuming %s at epoch %d, batch %d (iteration %d)\n", opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
+	}
+	if err := t.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
+		return nil, err
+	}
+	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
+		return nil, err
+	}
+	if t.enc, err = NewEncoder(t.Model); err != nil {
+		return nil, err
+	}
+	resolved, err := cfg.Resolved().TOML()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(opt.Dir, "config.toml"), resolved); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// LoadData loads the configured training and test sets, cut to the
+// configured limits.
+func LoadData(cfg configs.Config) (train, test *dataset.Set, err error) {
+	d := cfg.Data
+	if train, err = dataset.Load(d.Dataset, d.Dir(), true); err != nil {
+		return nil, nil, err
+	}
+	if test, err = dataset.Load(d.Dataset, d.Dir(), false); err != nil {
+		return nil, nil, err
+	}
+	if d.TrainLimit > 0 && d.TrainLimit < train.N {
+		train = train.Subset(d.TrainLimit)
+	}
+	if d.TestLimit > 0 && d.TestLimit < test.N {
+		test = test.Subset(d.TestLimit)
+	}
+	if train.N < cfg.Train.Batch {
+		return nil, nil, fmt.Errorf("data.dataset %s: %d training images, fewer than one batch of %d", d.Dataset, train.N, cfg.Train.Batch)
+	}
+	return train, test, nil
+}
+
+// Condition returns the configured condition with the weight overrides.
+func Condition(cfg configs.Config) (phases.Condition, error) {
+	c, err := phases.LookupCondition(cfg.Train.Condition)
+	if err != nil {
+		return c, fmt.Errorf("train.condition: %w", err)
+	}
+	w, err := cfg.Train.Weights()
+	if err != nil {
+		return c, err
+	}
+	c.W, c.N, c.R, c.Epsilon = w.Wake, w.NREM, w.REM, w.WakeNoise
+	c.Lambda = cfg.Train.Lambda
+	return c, c.Validate()
+}
+
+// Close releases the run: loader, metrics files, device buffers and lock.
+func (t *Trainer) Close() error {
+	var errs []error
+	if t.loader != nil {
+		errs = append(errs, t.loader.Close())
+	}
+	if t.metrics != nil {
+		errs = append(errs, t.metrics.Close())
+	}
+	if t.enc != nil {
+		t.enc.Close()
+	}
+	if t.unlock != nil {
+		t.unlock()
+		t.unlock = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Position returns where the run stands.
+func (t *Trainer) Position() Position { return t.pos }
+
+// Dir returns the run directory.
+func (t *Trainer) Dir() string { return t.opt.Dir }
+
+// Summary describes a finished (or interrupted) Run.
+type Summary struct {
+	Iters    int     // iterations run by this call
+	Seconds  float64 // wall time of this call
+	Last     [phases.NumStats]float32
+	ProbeAcc float64 // the last probe's test accuracy (%), or NaN
+}
+
+// window accumulates the per-iteration numbers between two log lines.
+type window struct {
+	sum [phases.NumStats]float64
+	n   int
+}
+
+func (w *window) add(s [phases.NumStats]float32) {
+	for i, v := range s {
+		w.sum[i] += float64(v)
+	}
+	w.n++
+}
+
+func (w *window) record(kind string, epoch, iter int, elapsed, itPerSec float64) metrics.Record {
+	m := func(s phases.Stat) *float64 { return metrics.F(w.sum[s] / float64(w.n)) }
+	r := metrics.Record{Kind: kind, Epoch: epoch, Iter: iter, Time: elapsed,
+		WakeRec: m(phases.StatWakeRec), NREMRec: m(phases.StatNREM), KL: m(phases.StatKL),
+		DX: m(phases.StatDX), DGZ: m(phases.StatDGZ), LatentNorm: m(phases.StatLatentNorm),
+		DLoss: metrics.F((w.sum[phases.StatReal] + w.sum[phases.StatFake]) / float64(w.n)),
+		GLoss: metrics.F(-w.sum[phases.StatFake] / float64(w.n)),
+	}
+	if itPerSec > 0 {
+		r.ItPerSec = metrics.F(itPerSec)
+	}
+	return r
+}
+
+// statPhase names the phase and loss of each recorded number.
+var statPhase = [phases.NumStats][2]string{
+	phases.StatWakeRec: {"Wake", "reconstruction"}, phases.StatKL: {"Wake", "KL"},
+	phases.StatReal: {"Wake", "real BCE"}, phases.StatNREM: {"NREM", "latent reconstruction"},
+	phases.StatFake: {"REM", "fake BCE"}, phases.StatDX: {"Wake", "D(x)"},
+	phases.StatDGZ: {"REM", "D(G(z))"}, phases.StatLatentNorm: {"Wake", "latent norm"},
+}
+
+// Run trains until the configured epochs (or train.max_iters) are done, or
+// ctx is cancelled (then it checkpoints and returns ErrInterrupted).
+func (t *Trainer) Run(ctx context.Context) (Summary, error) {
+	cfg := t.cfg
+	bpe := t.loader.BatchesPerEpoch()
+	sum := Summary{ProbeAcc: math.NaN()}
+	start := time.Now()
+	t.started = start
+	t.elapsed = t.previousTime()
+	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, bpe)
+	defer t.prog.done()
+
+	if t.pos.Iter == 0 && t.pos.Epoch == 0 && t.pos.Index == 0 && cfg.Eval.Every > 0 {
+		// The untrained encoder: the first point of the accuracy curve.
+		if acc, err := t.probe(0); err != nil {
+			return sum, err
+		} else {
+			sum.ProbeAcc = acc
+		}
+	}
+	var win, ep window
+	lastLog := time.Now()
+	lastIter := t.pos.Iter
+	for t.pos.Epoch < cfg.Train.Epochs {
+		for t.pos.Index < bpe {
+			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
+				return sum, t.finish(&sum, start)
+			}
+			batch, err := t.loader.Next()
+			if err != nil {
+				return sum, err
+			}
+			if batch.Epoch != t.pos.Epoch || batch.Index != t.pos.Index {
+				t.loader.Release(batch)
+				return sum, fmt.Errorf("loader out of step: batch %d of epoch %d, expected %d of %d", batch.Index, batch.Epoch, t.pos.Index, t.pos.Epoch)
+			}
+			t.b.Upload(t.x, batch.X)
+			t.loader.Release(batch)
+			t.Model.Step(t.x, uint64(t.pos.Iter), t.pos.Index == 0)
+			stats, err := t.Model.Stats()
+			if err != nil {
+				return sum, fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
+			}
+			for i, v := range stats {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					return sum, &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: t.pos.Iter, Epoch: t.pos.Epoch}
+				}
+			}
+			sum.Last = stats
+			sum.Iters++
+			win.add(stats)
+			ep.add(stats)
+			t.pos.Iter++
+			t.pos.Index++
+			t.prog.update(t.pos, stats)
+
+			if cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0 {
+				now := time.Now()
+				rate := float64(t.pos.Iter-lastIter) / now.Sub(lastLog).Seconds()
+				if err := t.metrics.Write(win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
+					return sum, err
+				}
+				t.prog.line(t.pos, win, rate)
+				win, lastLog, lastIter = window{}, now, t.pos.Iter
+			}
+			if cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe {
+				if err := t.checkpoint(); err != nil {
+					return sum, err
+				}
+			}
+			if ctx.Err() != nil {
+				if err := t.checkpoint(); err != nil {
+					return sum, err
+				}
+				sum.Seconds = time.Since(start).Seconds()
+				return sum, ErrInterrupted
+			}
+		}
+		// End of epoch.
+		done := t.pos.Epoch + 1
+		if ep.n > 0 {
+			if err := t.metrics.Write(ep.record(metrics.KindEpoch, done, t.pos.Iter, t.now(), 0)); err != nil {
+				return sum, err
+			}
+		}
+		ep = window{}
+		if cfg.Train.SampleEvery > 0 && done%cfg.Train.SampleEvery == 0 {
+			if err := t.writeSamples(done); err != nil {
+				return sum, err
+			}
+		}
+		if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
+			acc, err := t.probe(done)
+			if err != nil {
+				return sum, err
+			}
+			sum.ProbeAcc = acc
+		}
+		t.pos.Epoch, t.pos.Index = done, 0
+		if err := t.checkpoint(); err != nil {
+			return sum, err
+		}
+		if ctx.Err() != nil {
+			sum.Seconds = time.Since(start).Seconds()
+			return sum, ErrInterrupted
+		}
+	}
+	return sum, t.finish(&sum, start)
+}
+
+func (t *Trainer) finish(sum *Summary, start time.Time) error {
+	sum.Seconds = time.Since(start).Seconds()
+	if err := t.checkpoint(); err != nil {
+		return err
+	}
+	return t.metrics.Sync()
+}
+
+// now returns the seconds of training so far, across resumptions.
+func (t *Trainer) now() float64 { return t.elapsed + time.Since(t.started).Seconds() }
+
+// previousTime reads the time of the last record of an earlier process.
+func (t *Trainer) previousTime() float64 {
+	recs, _, err := metrics.ReadFile(filepath.Join(t.opt.Dir, metrics.FileName))
+	if err != nil || len(recs) == 0 {
+		return 0
+	}
+	return recs[len(recs)-1].Time
+}
+
+func (t *Trainer) checkpoint() error {
+	resolved, err := t.cfg.Resolved().TOML()
+	if err != nil {
+		return err
+	}
+	st := State{Position: t.pos, Config: string(resolved), ConfigHash: t.cfg.Hash(), HasOld: t.Model.HasOld()}
+	if err := SaveCheckpoint(filepath.Join(t.opt.Dir, CheckpointName), t.b, t.Model, st); err != nil {
+		return err
+	}
+	return t.metrics.Sync()
+}
+
+// probe encodes both sets with the current E, trains the paper's linear
+// probe on the training features and records its accuracies.
+func (t *Trainer) probe(epoch int) (float64, error) {
+	t.prog.pause(fmt.Sprintf("probing the encoder (epoch %d)", epoch))
+	res, err := Probe(t.enc, t.Train, t.Test, ProbeSettings(t.cfg))
+	if err != nil {
+		return 0, err
+	}
+	r := metrics.Record{Kind: metrics.KindProbe, Epoch: epoch, Iter: t.pos.Iter, Time: t.now(),
+		TrainAcc: metrics.F(res.TrainAcc), TestAcc: metrics.F(res.TestAcc), TestAccAll: metrics.F(res.TestAccAll)}
+	if err := t.metrics.Write(r); err != nil {
+		return 0, err
+	}
+	t.prog.message(fmt.Sprintf("epoch %d: linear probe test accuracy %.2f%% (train %.2f%%)", epoch, res.TestAcc, res.TrainAcc))
+	return res.TestAcc, nil
+}
+
+// ProbeSettings returns the probe configuration of cfg.
+func ProbeSettings(cfg configs.Config) eval.ProbeConfig {
+	return eval.ProbeConfig{Epochs: cfg.Eval.ProbeEpochs, Batch: cfg.Eval.ProbeBatch, LR: cfg.Eval.ProbeLR, Seed: cfg.Seed}
+}
+
+// Probe runs the linear probe on the encodings of train and test.
+func Probe(enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
+	ftr, err := enc.Encode(train, nil)
+	if err != nil {
+		return eval.ProbeResult{}, err
+	}
+	fte, err := enc.Encode(test, nil)
+	if err != nil {
+		return eval.ProbeResult{}, err
+	}
+	pc.Classes = max(len(train.Classes), 2)
+	return eval.RunProbe(ftr, fte, pc)
+}
+
+// writeFileAtomic writes data to path through a temporary file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// truncateMetrics drops the records written after iteration iter (by a
+// process that died after its last checkpoint), so a resumed run does not
+// repeat them.
+func truncateMetrics(dir string, iter int) error {
+	path := filepath.Join(dir, metrics.FileName)
+	if !fileExists(path) {
+		return nil
+	}
+	recs, _, err := metrics.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var keep []byte
+	for _, r := range recs {
+		if r.Iter > iter {
+			continue
+		}
+		line, err := r.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		keep = append(append(keep, line...), '\n')
+	}
+	return writeFileAtomic(path, keep)
+}
