@@ -1,0 +1,108 @@
+package train
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/configs"
+	"github.com/pad-dreaming/pad/dataset"
+	"github.com/pad-dreaming/pad/model"
+	"github.com/pad-dreaming/pad/phases"
+)
+
+// Run is a finished (or running) run opened for evaluation: its config,
+// its model with the checkpoint's weights, its data and an encoder.
+type Run struct {
+	Dir        string
+	Config     configs.Config
+	Checkpoint *Checkpoint
+	Model      *phases.PAD
+	Train      *dataset.Set
+	Test       *dataset.Set
+	Encoder    *Encoder
+}
+
+// OpenRun reads dir's config.toml and checkpoint and rebuilds the model on
+// b. It does not take the run's lock: evaluation only reads the run.
+func OpenRun(dir string, b backend.Backend) (*Run, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("run %s: not a run directory (pad train writes runs/<name>/)", dir)
+	}
+	cfgPath := filepath.Join(dir, "config.toml")
+	cfg, err := configs.Load(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	ckpt, err := ReadCheckpoint(filepath.Join(dir, CheckpointName))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	tr, te, err := LoadData(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	cond, err := Condition(cfg)
+	if err != nil {
+		return nil, err
+	}
+	spec := model.Spec{C: tr.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
+	p, err := phases.New(b, spec, cond, phases.Options{Seed: cfg.Seed, AdamE: phases.DefaultAdam, AdamG: phases.DefaultAdam, MaxTile: cfg.Train.MaxTile})
+	if err != nil {
+		return nil, err
+	}
+	if err := ckpt.LoadWeights(b, p); err != nil {
+		return nil, err
+	}
+	enc, err := NewEncoder(p)
+	if err != nil {
+		return nil, err
+	}
+	return &Run{Dir: dir, Config: cfg, Checkpoint: ckpt, Model: p, Train: tr, Test: te, Encoder: enc}, nil
+}
+
+// Close releases the run's device buffers.
+func (r *Run) Close() { r.Encoder.Close() }
+
+// Dreams writes fresh sample grids of the run's model into dir: the first
+// test batch and its reconstructions, NREM dreams of its latents occluded
+// as in training, REM dreams mixing its latents with the next batch's and
+// noise, and conv1's filters. seed picks the masks and noise.
+// It returns the files and the NREM masks' drop probability and tile size.
+func (r *Run) Dreams(dir string, seed uint64) (files []string, occP float32, occTile int, err error) {
+	p := r.Model
+	b := p.Backend()
+	s := p.Spec
+	img := s.C * model.ImageSize * model.ImageSize
+	x := make([]float32, s.Batch*img)
+	xb, err := b.Alloc(len(x))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer b.Free(xb)
+	// Memories of two test batches: the older one first.
+	for k, mem := range []backend.Buf{p.MemoryOld, p.Memory} {
+		for i := 0; i < s.Batch; i++ {
+			dataset.Scale(x[i*img:(i+1)*img], r.Test.Image((((1-k)*s.Batch)+i)%r.Test.N))
+		}
+		b.Upload(xb, x)
+		p.E.Forward(xb, model.Latent)
+		b.Copy(mem, p.E.Z)
+	}
+	p.SetHasOld(true)
+	p.Perturb(seed)
+	// The dreaming phases without learning: with N = R = 0 they only run
+	// forward (and compute their losses).
+	cond := p.Cond
+	p.Cond.N, p.Cond.R = 0, 0
+	p.NREM()
+	p.REM()
+	p.Cond = cond
+	if err := b.Sync(); err != nil {
+		return nil, 0, 0, err
+	}
+	occP, occTile = p.OcclusionParams(seed)
+	files, err = WriteSamples(dir, "", p, r.Test)
+	return files, occP, occTile, err
+}
