@@ -1,0 +1,262 @@
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/internal/cu"
+)
+
+// A convPlan holds cuDNN's descriptors of one convolution geometry and the
+// algorithm chosen for each direction. Algorithms are chosen on first use
+// by timing every candidate on scratch buffers (cudnnFind…Ex), so the real
+// outputs (which a beta = 1 call accumulates into) are never clobbered;
+// the workspace grows to the largest chosen algorithm's need. Both happen
+// during the first iteration only.
+type convPlan struct {
+	x, y *cu.TensorDesc
+	w    *cu.FilterDesc
+	// One convolution descriptor per direction, each carrying the math
+	// type its algorithm was chosen with.
+	fwdDesc, bdDesc, bfDesc *cu.ConvDesc
+	fwd                     cu.ConvFwdAlgo
+	bd                      cu.ConvBwdDataAlgo
+	bf                      cu.ConvBwdFilterAlgo
+	fwdOK, bdOK, bfOK       bool
+}
+
+func (p *convPlan) destroy() {
+	for _, d := range []*cu.ConvDesc{p.fwdDesc, p.bdDesc, p.bfDesc} {
+		if d != nil {
+			d.Destroy()
+		}
+	}
+	if p.x != nil {
+		p.x.Destroy()
+	}
+	if p.y != nil {
+		p.y.Destroy()
+	}
+	if p.w != nil {
+		p.w.Destroy()
+	}
+}
+
+// mathType is the cuDNN math of the chosen precision: tensor cores (TF32)
+// like PyTorch's default, or plain FMA for exact FP32.
+func (b *Backend) mathType() cu.DNNMath {
+	if b.opt.Precision == "fp32" {
+		return cu.DNNFMAMath
+	}
+	return cu.DNNTensorOpMath
+}
+
+// acceptable says whether an algorithm result fits the precision: FP32
+// rejects anything measured with tensor-op math.
+func (b *Backend) acceptable(pf cu.AlgoPerf) bool {
+	if !pf.OK() {
+		return false
+	}
+	if b.opt.Precision == "fp32" {
+		return pf.MathType != cu.DNNTensorOpMath && pf.MathType != cu.DNNTensorOpMathAllowConversion
+	}
+	return true
+}
+
+// searchWorkspace is the most workspace an algorithm may use (bytes).
+const searchWorkspace = 64 << 20
+
+func (b *Backend) plan(op string, g backend.ConvGeom) *convPlan {
+	if p, ok := b.convs[g]; ok {
+		return p
+	}
+	if err := g.Validate(); err != nil {
+		b.fail(op, err)
+		return nil
+	}
+	p := &convPlan{}
+	var err error
+	newConv := func() *cu.ConvDesc {
+		if err != nil {
+			return nil
+		}
+		var d *cu.ConvDesc
+		d, err = cu.NewConv2d(g.Pad, g.Pad, g.Stride, g.Stride, 1, 1, cu.CrossCorrelation, cu.DataFloat, b.mathType())
+		return d
+	}
+	if p.x, err = cu.NewTensor4d(cu.NCHW, cu.DataFloat, g.N, g.C, g.H, g.W); err == nil {
+		if p.y, err = cu.NewTensor4d(cu.NCHW, cu.DataFloat, g.N, g.K, g.P, g.Q); err == nil {
+			p.w, err = cu.NewFilter4d(cu.NCHW, cu.DataFloat, g.K, g.C, g.R, g.S)
+		}
+	}
+	p.fwdDesc, p.bdDesc, p.bfDesc = newConv(), newConv(), newConv()
+	if err != nil {
+		p.destroy()
+		b.fail(op, fmt.Errorf("descriptors of %v: %w", g, err))
+		return nil
+	}
+	b.convs[g] = p
+	return p
+}
+
+// scratch allocates temporary buffers for an algorithm search.
+func (b *Backend) scratch(sizes ...int) ([]cu.DevicePtr, func(), error) {
+	var ptrs []cu.DevicePtr
+	free := func() {
+		for _, q := range ptrs {
+			b.rawFree(q)
+		}
+	}
+	for _, s := range sizes {
+		q, err := b.rawAlloc(s)
+		if err != nil {
+			free()
+			return nil, nil, err
+		}
+		ptrs = append(ptrs, q)
+	}
+	return ptrs, free, nil
+}
+
+// growWorkspace makes the cuDNN workspace at least bytes long.
+func (b *Backend) growWorkspace(bytes int) error {
+	if bytes <= b.wsSize {
+		return nil
+	}
+	if b.ws != 0 {
+		if err := b.stream.Synchronize(); err != nil {
+			return err
+		}
+		b.rawFree(b.ws)
+		b.ws, b.wsSize = 0, 0
+	}
+	p, err := b.rawAlloc(bytes)
+	if err != nil {
+		return err
+	}
+	b.ws, b.wsSize = p, bytes
+	return nil
+}
+
+// choose picks the fastest acceptable result and sets its math type.
+func (b *Backend) choose(g backend.ConvGeom, what string, perfs []cu.AlgoPerf, d *cu.ConvDesc) (cu.AlgoPerf, error) {
+	for _, pf := range perfs {
+		if b.acceptable(pf) && int(pf.Memory) <= searchWorkspace {
+			if err := d.SetMathType(pf.MathType); err != nil {
+				return pf, err
+			}
+			return pf, b.growWorkspace(int(pf.Memory))
+		}
+	}
+	return cu.AlgoPerf{}, fmt.Errorf("no %s algorithm for %v at %s precision among %d candidates", what, g, b.opt.Precision, len(perfs))
+}
+
+// ConvForward computes y = conv(x, w).
+func (b *Backend) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
+	if b.err != nil {
+		return
+	}
+	xp, _ := b.ptr("ConvForward", "x", x, g.XLen())
+	wp, _ := b.ptr("ConvForward", "w", w, g.WLen())
+	yp, _ := b.ptr("ConvForward", "y", y, g.YLen())
+	p := b.plan("ConvForward", g)
+	if b.err != nil {
+		return
+	}
+	if !p.fwdOK {
+		err := b.withScratch(func(s []cu.DevicePtr) error {
+			perfs, err := b.dnn.FindForwardAlgos(p.x, xp, p.w, wp, p.fwdDesc, p.y, s[0], s[1], searchWorkspace)
+			if err != nil {
+				return err
+			}
+			pf, err := b.choose(g, "forward", perfs, p.fwdDesc)
+			p.fwd = cu.ConvFwdAlgo(pf.Algo)
+			return err
+		}, g.YLen()*4, searchWorkspace)
+		if err != nil {
+			b.fail("ConvForward", err)
+			return
+		}
+		p.fwdOK = true
+	}
+	b.fail("ConvForward", b.dnn.ConvForward(1, p.x, xp, p.w, wp, p.fwdDesc, p.fwd, b.ws, b.wsSize, 0, p.y, yp))
+}
+
+// ConvBackwardData computes dx = convᵀ(dy, w) + beta·dx.
+func (b *Backend) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, beta float32) {
+	if b.err != nil {
+		return
+	}
+	dyp, _ := b.ptr("ConvBackwardData", "dy", dy, g.YLen())
+	wp, _ := b.ptr("ConvBackwardData", "w", w, g.WLen())
+	dxp, _ := b.ptr("ConvBackwardData", "dx", dx, g.XLen())
+	p := b.plan("ConvBackwardData", g)
+	if b.err != nil {
+		return
+	}
+	if !p.bdOK {
+		err := b.withScratch(func(s []cu.DevicePtr) error {
+			perfs, err := b.dnn.FindBackwardDataAlgos(p.w, wp, p.y, dyp, p.bdDesc, p.x, s[0], s[1], searchWorkspace)
+			if err != nil {
+				return err
+			}
+			pf, err := b.choose(g, "backward-data", perfs, p.bdDesc)
+			p.bd = cu.ConvBwdDataAlgo(pf.Algo)
+			return err
+		}, g.XLen()*4, searchWorkspace)
+		if err != nil {
+			b.fail("ConvBackwardData", err)
+			return
+		}
+		p.bdOK = true
+	}
+	b.fail("ConvBackwardData", b.dnn.ConvBackwardData(1, p.w, wp, p.y, dyp, p.bdDesc, p.bd, b.ws, b.wsSize, beta, p.x, dxp))
+}
+
+// ConvBackwardFilter computes dw = Σ dy ⋆ x + beta·dw.
+func (b *Backend) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, beta float32) {
+	if b.err != nil {
+		return
+	}
+	xp, _ := b.ptr("ConvBackwardFilter", "x", x, g.XLen())
+	dyp, _ := b.ptr("ConvBackwardFilter", "dy", dy, g.YLen())
+	dwp, _ := b.ptr("ConvBackwardFilter", "dw", dw, g.WLen())
+	p := b.plan("ConvBackwardFilter", g)
+	if b.err != nil {
+		return
+	}
+	if !p.bfOK {
+		err := b.withScratch(func(s []cu.DevicePtr) error {
+			perfs, err := b.dnn.FindBackwardFilterAlgos(p.x, xp, p.y, dyp, p.bfDesc, p.w, s[0], s[1], searchWorkspace)
+			if err != nil {
+				return err
+			}
+			pf, err := b.choose(g, "backward-filter", perfs, p.bfDesc)
+			p.bf = cu.ConvBwdFilterAlgo(pf.Algo)
+			return err
+		}, g.WLen()*4, searchWorkspace)
+		if err != nil {
+			b.fail("ConvBackwardFilter", err)
+			return
+		}
+		p.bfOK = true
+	}
+	b.fail("ConvBackwardFilter", b.dnn.ConvBackwardFilter(1, p.x, xp, p.y, dyp, p.bfDesc, p.bf, b.ws, b.wsSize, beta, p.w, dwp))
+}
+
+// withScratch runs fn with temporary device buffers of the given byte
+// sizes (output, workspace), after the queued work that fills its inputs.
+func (b *Backend) withScratch(fn func([]cu.DevicePtr) error, sizes ...int) error {
+	if err := b.stream.Synchronize(); err != nil {
+		return err
+	}
+	s, free, err := b.scratch(sizes...)
+	if err != nil {
+		return err
+	}
+	defer free()
+	if err := fn(s); err != nil {
+		return err
+	}
+	return b.stream.Synchronize()
+}

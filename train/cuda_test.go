@@ -1,0 +1,150 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/backend/cuda"
+	"github.com/pad-dreaming/pad/configs"
+	"github.com/pad-dreaming/pad/internal/cu"
+)
+
+func gpuBackend(t *testing.T, precision string) *cuda.Backend {
+	t.Helper()
+	runtime.LockOSThread()
+	b, err := cuda.New(cuda.Options{Precision: precision, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	if errors.Is(err, cuda.ErrUnavailable) {
+		t.Skipf("no GPU: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mnistRoot(t *testing.T) string {
+	for _, d := range []string{os.Getenv("PAD_MNIST"), mnistDir} {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(d); err == nil {
+			return d
+		}
+	}
+	t.Skip("real MNIST not available (set PAD_MNIST)")
+	return ""
+}
+
+func mnistConfig(t *testing.T, root string, iters int) configs.Config {
+	return tiny(t, "data.dataset=mnist", "data.root="+root, "data.train_limit=0", "data.test_limit=0",
+		"model.nf=64", "model.nz=256", "train.batch=64", "train.epochs=1", "train.max_iters="+itoa(iters), "seed=1")
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestMNISTGPUMatchesCPU trains 200 iterations of the paper's model on
+// real MNIST on the CPU and on the GPU (exact FP32) from the same seed; the
+// logged losses must agree to 1e-3 relative at every iteration.
+func TestMNISTGPUMatchesCPU(t *testing.T) {
+	root := mnistRoot(t)
+	g := gpuBackend(t, "fp32")
+	defer g.Close()
+	cfg := mnistConfig(t, root, 200)
+	base := t.TempDir()
+	start := time.Now()
+	tr, err := New(Options{Config: cfg, Dir: filepath.Join(base, "gpu"), Backend: g, Progress: ProgressNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	gpuTime := time.Since(start)
+	start = time.Now()
+	tc, err := New(Options{Config: cfg, Dir: filepath.Join(base, "cpu"), Backend: cpu.New(0), Progress: ProgressNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tc.Close()
+	cpuTime := time.Since(start)
+	a, b := trainRecords(t, filepath.Join(base, "gpu")), trainRecords(t, filepath.Join(base, "cpu"))
+	if len(a) != 200 || len(b) != 200 {
+		t.Fatalf("records: gpu %d, cpu %d", len(a), len(b))
+	}
+	worst, worstAt, worstName := 0.0, 0, ""
+	for i := range a {
+		for name, pair := range map[string][2]*float64{
+			"wake_rec": {a[i].WakeRec, b[i].WakeRec}, "nrem_rec": {a[i].NREMRec, b[i].NREMRec}, "kl": {a[i].KL, b[i].KL},
+			"d_loss": {a[i].DLoss, b[i].DLoss}, "g_loss": {a[i].GLoss, b[i].GLoss},
+		} {
+			g, c := *pair[0], *pair[1]
+			rel := math.Abs(g-c) / math.Max(math.Abs(c), 1e-12)
+			if rel > worst {
+				worst, worstAt, worstName = rel, a[i].Iter, name
+			}
+		}
+	}
+	t.Logf("200 iterations: gpu %v, cpu %v; worst relative loss difference %.3g (%s at iteration %d)", gpuTime.Round(time.Millisecond), cpuTime.Round(time.Millisecond), worst, worstName, worstAt)
+	t.Logf("last wake_rec: gpu %.6f cpu %.6f", *a[199].WakeRec, *b[199].WakeRec)
+	if worst > 1e-3 {
+		t.Errorf("GPU and CPU losses differ by %.3g (> 1e-3) at iteration %d (%s)", worst, worstAt, worstName)
+	}
+}
+
+// TestGPUMemoryIsFlat trains 2,000 iterations on the GPU: after the first
+// iterations (algorithm search, workspaces) neither device memory nor the Go
+// heap may grow.
+func TestGPUMemoryIsFlat(t *testing.T) {
+	root := mnistRoot(t)
+	g := gpuBackend(t, "tf32")
+	defer g.Close()
+	measure := func() (dev int64, heap uint64) {
+		g.Sync()
+		free, total, _ := cu.MemGetInfo()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(total - free), ms.HeapAlloc
+	}
+	cfg := mnistConfig(t, root, 100)
+	cfg.Train.Epochs = 3
+	dir := t.TempDir()
+	tr, err := New(Options{Config: cfg, Dir: dir, Backend: g, Progress: ProgressNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dev0, heap0 := measure()
+	alloc0, _ := g.PeakMemory()
+	tr.cfg.Train.MaxIters = 2100
+	start := time.Now()
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	dev1, heap1 := measure()
+	alloc1, _ := g.PeakMemory()
+	tr.Close()
+	t.Logf("2,000 iterations in %v (%.2f ms/iteration incl. loading, stats sync, logging): device memory in use %d → %d MiB, pad's peak allocation %d → %d MiB, Go heap %d → %d KiB",
+		el.Round(time.Millisecond), float64(el.Microseconds())/2000/1000, dev0>>20, dev1>>20, alloc0>>20, alloc1>>20, heap0>>10, heap1>>10)
+	if dev1 > dev0+(16<<20) || alloc1 != alloc0 {
+		t.Errorf("device memory grew over 2,000 iterations: %d → %d MiB in use, peak allocation %d → %d MiB", dev0>>20, dev1>>20, alloc0>>20, alloc1>>20)
+	}
+	if heap1 > heap0+(8<<20) {
+		t.Errorf("Go heap grew over 2,000 iterations: %d → %d KiB", heap0>>10, heap1>>10)
+	}
+}
