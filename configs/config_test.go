@@ -134,7 +134,7 @@ func TestBuiltinAndOpen(t *testing.T) {
 
 	for _, ref := range []string{"quickstart", "quickstart.toml", "configs/quickstart.toml"} {
 		c, err := Open(ref)
-		if err != nil || c.Model.NF != 16 {
+		if err != nil || c.Model.NF != 32 {
 			t.Errorf("Open(%q) = nf %d, %v", ref, c.Model.NF, err)
 		}
 	}
