@@ -155,20 +155,33 @@ func newFlags(e *env, name, usage string) *flag.FlagSet {
 }
 
 // parse parses args, printing help to stdout for --help and turning other
-// mistakes into usage errors.
+// mistakes into usage errors. Flags may follow positional arguments
+// (pad eval linear RUN --seed 2); "--" ends the flags.
 func parse(fs *flag.FlagSet, args []string, e *env) error {
 	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	fs.SetOutput(e.stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(e.stdout)
-		fs.Usage()
-		return flag.ErrHelp
+	defer fs.SetOutput(e.stderr)
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		if err != nil {
+			return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
+		}
+		rest := fs.Args()
+		// Parse stops at the first positional argument, or after "--".
+		if len(rest) == 0 || len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	if err != nil {
-		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
-	}
-	return nil
+	// Leave the positional arguments where fs.Args() finds them.
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // multiFlag collects repeated string flags (--set k=v --set k=v).
