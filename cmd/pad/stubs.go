@@ -1,3 +1,0 @@
-package main
-
-func cmdData(args []string, e *env) error { return usagef("data: not yet available") }
