@@ -48,14 +48,9 @@ func cmdBench(args []string, e *env) error {
 	if fs.NArg() > 0 {
 		return usagef("bench: unexpected argument %q", fs.Arg(0))
 	}
-	cfg, _, err := loadConfig(*cfgRef, sets)
+	cfg, _, err := loadConfig(*cfgRef, sets, *device)
 	if err != nil {
 		return err
-	}
-	if *device != "" {
-		if err := cfg.Set("device.kind=" + *device); err != nil {
-			return usagef("--device: %v", err)
-		}
 	}
 	if *batch > 0 {
 		cfg.Train.Batch = *batch

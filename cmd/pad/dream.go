@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-
-	"github.com/pad-dreaming/pad/train"
 )
 
 const dreamUsage = `
@@ -28,23 +26,11 @@ func cmdDream(args []string, e *env) error {
 		return usagef("dream: want one run directory, got %d arguments", fs.NArg())
 	}
 	dir := fs.Arg(0)
-	cfg, err := runConfig(dir)
+	run, closeRun, err := openRun(dir, *device, e)
 	if err != nil {
 		return err
 	}
-	if *device != "" {
-		cfg.Device.Kind = *device
-	}
-	be, err := openBackend(cfg.Device, e.stderr)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
-	run, err := train.OpenRun(dir, be)
-	if err != nil {
-		return err
-	}
-	defer run.Close()
+	defer closeRun()
 	if *out == "" {
 		*out = filepath.Join(dir, "dreams")
 	}

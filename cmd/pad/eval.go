@@ -65,23 +65,11 @@ func cmdEval(args []string, e *env) error {
 		return usagef("eval %s: want one run directory, got %d arguments", what, flags.NArg())
 	}
 	dir := flags.Arg(0)
-	cfg, err := runConfig(dir)
+	run, closeRun, err := openRun(dir, *device, e)
 	if err != nil {
 		return err
 	}
-	if *device != "" {
-		cfg.Device.Kind = *device
-	}
-	be, err := openBackend(cfg.Device, e.stderr)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
-	run, err := train.OpenRun(dir, be)
-	if err != nil {
-		return err
-	}
-	defer run.Close()
+	defer closeRun()
 	s := run.Config.Seed
 	if *seed != 0 {
 		s = *seed
@@ -96,7 +84,7 @@ func cmdEval(args []string, e *env) error {
 		return err
 	}
 	ev := &evaluator{e: e, run: run, out: out, seed: s, pc: pc, points: *points}
-	fmt.Fprintf(e.stderr, "run %s: checkpoint at epoch %d (iteration %d), %s on %s\n", dir, run.Checkpoint.State.Epoch, run.Checkpoint.State.Iter, run.Config.Data.Dataset, be.Name())
+	fmt.Fprintf(e.stderr, "run %s: checkpoint at epoch %d (iteration %d), %s on %s\n", dir, run.Checkpoint.State.Epoch, run.Checkpoint.State.Iter, run.Config.Data.Dataset, run.Model.Backend().Name())
 	steps := []string{what}
 	if what == "all" {
 		steps = []string{"linear", "occlusion", "latent", "pca", "plots", "export"}
@@ -124,13 +112,28 @@ func cmdEval(args []string, e *env) error {
 	return nil
 }
 
-// runConfig reads the config a run was trained with.
-func runConfig(dir string) (configs.Config, error) {
+// openRun opens the run directory dir for evaluation on the run's device
+// (or device, if not empty); closeRun releases the run and the device.
+func openRun(dir, device string, e *env) (run *train.Run, closeRun func(), err error) {
 	cfg, err := configs.Load(filepath.Join(dir, "config.toml"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return cfg, fmt.Errorf("%s is not a run directory (no config.toml; pad train writes runs/<name>/)", dir)
+		return nil, nil, fmt.Errorf("%s is not a run directory (no config.toml; pad train writes runs/<name>/)", dir)
 	}
-	return cfg, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if device != "" {
+		cfg.Device.Kind = device
+	}
+	be, err := openBackend(cfg.Device, e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if run, err = train.OpenRun(dir, be); err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	return run, func() { run.Close(); be.Close() }, nil
 }
 
 type evaluator struct {

@@ -29,9 +29,9 @@ Ctrl-C finishes the current iteration, writes a checkpoint and exits with
 code 130; --resume continues from it.
 `
 
-// loadConfig resolves --config and --set into a validated config, and
-// the name of the config for deriving the run name.
-func loadConfig(ref string, sets []string) (configs.Config, string, error) {
+// loadConfig resolves --config, --set and --device (if not empty) into a
+// validated config, and the name of the config for deriving the run name.
+func loadConfig(ref string, sets []string, device string) (configs.Config, string, error) {
 	if ref == "" {
 		ref = "quickstart"
 	}
@@ -42,6 +42,11 @@ func loadConfig(ref string, sets []string) (configs.Config, string, error) {
 	for _, kv := range sets {
 		if err := cfg.Set(kv); err != nil {
 			return cfg, "", usagef("--set %s: %v", kv, err)
+		}
+	}
+	if device != "" {
+		if err := cfg.Set("device.kind=" + device); err != nil {
+			return cfg, "", usagef("--device: %v", err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -85,14 +90,9 @@ func cmdTrain(args []string, e *env) error {
 	if fs.NArg() > 0 {
 		return usagef("train: unexpected argument %q (use --config and --set)", fs.Arg(0))
 	}
-	cfg, base, err := loadConfig(*cfgRef, sets)
+	cfg, base, err := loadConfig(*cfgRef, sets, *device)
 	if err != nil {
 		return err
-	}
-	if *device != "" {
-		if err := cfg.Set("device.kind=" + *device); err != nil {
-			return usagef("--device: %v", err)
-		}
 	}
 	mode, err := progressMode(*prog, e)
 	if err != nil {
