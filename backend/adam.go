@@ -36,10 +36,13 @@ func (h AdamHyper) Scalars(t int) (stepSize, bc2Sqrt float64) {
 // It is generic so that the float64 twin of the CPU backend uses the same
 // formula.
 func AdamElem[T float32 | float64](p, g, m, v, beta1, beta2, eps, stepSize, bc2Sqrt T) (T, T, T) {
-	m += (1 - beta1) * (g - m)
-	v = beta2*v + (1-beta2)*g*g
+	// Each explicit conversion rounds its product, so no Go target may fuse
+	// a·b + c into one FMA: every product is rounded once, as PyTorch and
+	// the CUDA kernel (compiled with --fmad=false) round it.
+	m += T((1 - beta1) * (g - m))
+	v = T(beta2*v) + T(T((1-beta2)*g)*g)
 	denom := T(math.Sqrt(float64(v)))/bc2Sqrt + eps
-	p -= stepSize * m / denom
+	p -= T(stepSize*m) / denom
 	return p, m, v
 }
 

@@ -28,6 +28,24 @@ func (b *Backend[T]) workspaces(g backend.ConvGeom) (col, tmp []T) {
 	return b.col, b.tmp
 }
 
+// validRange returns the output positions q in [0, n) whose input
+// position q·stride + off lies in [0, size).
+func validRange(n, stride, off, size int) (lo, hi int) {
+	// q·stride + off ≥ 0  ⇔  q ≥ ⌈−off/stride⌉
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	// q·stride + off ≤ size − 1  ⇔  q ≤ ⌊(size − 1 − off)/stride⌋
+	if size-1-off < 0 {
+		return lo, lo
+	}
+	hi = min(n, (size-1-off)/stride+1)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
 // im2col fills col [C·R·S, N·P·Q] from x [N, C, H, W].
 func (b *Backend[T]) im2col(g backend.ConvGeom, x, col []T) {
 	pq := g.P * g.Q
@@ -36,25 +54,27 @@ func (b *Backend[T]) im2col(g backend.ConvGeom, x, col []T) {
 		for row := lo; row < hi; row++ {
 			c, rs := row/(g.R*g.S), row%(g.R*g.S)
 			r, s := rs/g.S, rs%g.S
+			q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
+			p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
 			dst := col[row*npq : (row+1)*npq]
 			for n := 0; n < g.N; n++ {
 				plane := x[(n*g.C+c)*g.H*g.W : (n*g.C+c+1)*g.H*g.W]
 				o := dst[n*pq : (n+1)*pq]
-				for p := 0; p < g.P; p++ {
+				clear(o[:p0*g.Q])
+				clear(o[p1*g.Q:])
+				for p := p0; p < p1; p++ {
 					h := p*g.Stride + r - g.Pad
 					line := o[p*g.Q : (p+1)*g.Q]
-					if h < 0 || h >= g.H {
-						clear(line)
+					clear(line[:q0])
+					clear(line[q1:])
+					src := plane[h*g.W : (h+1)*g.W]
+					off := s - g.Pad
+					if g.Stride == 1 {
+						copy(line[q0:q1], src[q0+off:q1+off])
 						continue
 					}
-					src := plane[h*g.W : (h+1)*g.W]
-					for q := range line {
-						w := q*g.Stride + s - g.Pad
-						if w < 0 || w >= g.W {
-							line[q] = 0
-						} else {
-							line[q] = src[w]
-						}
+					for q := q0; q < q1; q++ {
+						line[q] = src[q*g.Stride+off]
 					}
 				}
 			}
@@ -80,19 +100,17 @@ func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
 				}
 			}
 			for r := 0; r < g.R; r++ {
+				p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
 				for s := 0; s < g.S; s++ {
+					q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
 					src := col[((c*g.R+r)*g.S+s)*npq+n*pq:]
-					for p := 0; p < g.P; p++ {
+					for p := p0; p < p1; p++ {
 						h := p*g.Stride + r - g.Pad
-						if h < 0 || h >= g.H {
-							continue
-						}
 						line := plane[h*g.W : (h+1)*g.W]
-						for q := 0; q < g.Q; q++ {
-							w := q*g.Stride + s - g.Pad
-							if w >= 0 && w < g.W {
-								line[w] += src[p*g.Q+q]
-							}
+						off := s - g.Pad
+						from := src[p*g.Q : (p+1)*g.Q]
+						for q := q0; q < q1; q++ {
+							line[q*g.Stride+off] += from[q]
 						}
 					}
 				}
