@@ -54,6 +54,7 @@ func init() {
 		{"eval", "evaluate a run: linear probe, occlusion, latent metrics, PCA, export", cmdEval},
 		{"dream", "write image grids of a run: reconstructions, NREM and REM dreams, filters", cmdDream},
 		{"report", "aggregate runs into the paper's table (mean ± SEM) and curves", cmdReport},
+		{"sweep", "run or schedule a study: datasets × conditions × seeds (local, Kubernetes, Slurm)", cmdSweep},
 		{"bench", "time training iterations and report seconds per epoch", cmdBench},
 		{"data", "download and verify datasets (fetch, verify, list)", cmdData},
 		{"info", "show the devices, libraries and versions pad can use", cmdInfo},
