@@ -16,6 +16,11 @@ import (
 const (
 	folderMaxClasses = 256
 	folderMaxPixels  = 1 << 25 // per image, checked before decoding
+	// folderMaxPixelsPerByte bounds the pixels a file can hold per byte:
+	// a PNG stores at least 1 bit per pixel, deflated at most 1032:1, and
+	// a JPEG at least 1 bit per 8×8 block. A header declaring more is
+	// refused before the decoder allocates the image.
+	folderMaxPixelsPerByte = 8 * 1032
 )
 
 // LoadFolder reads a folder of labelled images: root/<class>/<image>, where
@@ -154,6 +159,14 @@ func decodeFolderImage(path string, dst []byte, rc *resizerCache, planes *[]byte
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > folderMaxPixels {
 		return false, fmt.Errorf("%s: image size %d×%d out of range (at most %d pixels)", path, cfg.Width, cfg.Height, folderMaxPixels)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("%s: %v", path, err)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > folderMaxPixelsPerByte*st.Size() {
+		return false, fmt.Errorf("%s: not a readable PNG or JPEG image: its header declares %d×%d pixels, more than a file of %d bytes can hold",
+			path, cfg.Width, cfg.Height, st.Size())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return false, fmt.Errorf("%s: %v", path, err)

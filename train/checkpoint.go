@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -47,6 +48,48 @@ type State struct {
 	Config     string // the resolved config, TOML
 	ConfigHash string
 	HasOld     bool // the older memory belongs to the current epoch
+
+	// The running sums of the per-iteration numbers since the last log
+	// line and since the start of the epoch, so that a resumed run logs
+	// the same means as an uninterrupted one. Checkpoints without them
+	// (older versions) resume with empty sums.
+	win, ep window
+}
+
+// windowKeys are the metadata keys of State.win and State.ep.
+const (
+	logWindowKey   = "log_window"
+	epochWindowKey = "epoch_window"
+)
+
+// encodeWindow writes w as "n sum0 sum1 …", exactly.
+func encodeWindow(w window) string {
+	b := []byte(strconv.Itoa(w.n))
+	for _, v := range w.sum {
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return string(b)
+}
+
+// decodeWindow reads what encodeWindow writes.
+func decodeWindow(s string) (window, error) {
+	var w window
+	f := strings.Fields(s)
+	if len(f) != 1+len(w.sum) {
+		return w, fmt.Errorf("%d fields, want %d", len(f), 1+len(w.sum))
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 0 {
+		return w, fmt.Errorf("count %q is not a non-negative integer", f[0])
+	}
+	w.n = n
+	for i := range w.sum {
+		if w.sum[i], err = strconv.ParseFloat(f[1+i], 64); err != nil {
+			return w, fmt.Errorf("sum %q is not a number", f[1+i])
+		}
+	}
+	return w, nil
 }
 
 // SaveCheckpoint writes the model, the optimiser state and the memories of
@@ -97,12 +140,18 @@ func SaveCheckpoint(path string, b backend.Backend, p *phases.PAD, st State) err
 	w.SetMetadata("index", strconv.Itoa(st.Index))
 	w.SetMetadata("iter", strconv.Itoa(st.Iter))
 	w.SetMetadata("has_old", strconv.FormatBool(st.HasOld))
+	w.SetMetadata(logWindowKey, encodeWindow(st.win))
+	w.SetMetadata(epochWindowKey, encodeWindow(st.ep))
 	w.SetMetadata("spec", specString(p.Spec))
-	if err := safetensors.WriteFileAtomic(path, w); err != nil {
+	if err := safetensors.WriteFileAtomicThrough(path, w, wrapCheckpointFile); err != nil {
 		return fmt.Errorf("checkpoint %s: %w (the previous checkpoint is unchanged)", path, err)
 	}
 	return nil
 }
+
+// wrapCheckpointFile, when set, wraps the writes of SaveCheckpoint to its
+// temporary file: tests use it to make a write fail midway.
+var wrapCheckpointFile func(io.Writer) io.Writer
 
 func specString(s model.Spec) string {
 	return fmt.Sprintf("channels=%d nf=%d nz=%d batch=%d", s.C, s.NF, s.NZ, s.Batch)
@@ -148,6 +197,20 @@ func ReadCheckpoint(path string) (*Checkpoint, error) {
 		*kv.dst = v
 	}
 	c.State.HasOld = md["has_old"] == "true"
+	for _, kv := range []struct {
+		key string
+		dst *window
+	}{{logWindowKey, &c.State.win}, {epochWindowKey, &c.State.ep}} {
+		v, ok := md[kv.key]
+		if !ok {
+			continue
+		}
+		w, err := decodeWindow(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: metadata %s = %q: %v", path, kv.key, v, err)
+		}
+		*kv.dst = w
+	}
 	return c, nil
 }
 

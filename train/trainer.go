@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -69,6 +70,7 @@ type Trainer struct {
 	elapsed float64 // seconds of training before this process (resumed runs)
 	enc     *Encoder
 	prog    *progress
+	win, ep window // the iterations not yet logged, and those of the epoch so far
 
 	// Samples lists the image files written so far.
 	Samples []string
@@ -98,6 +100,11 @@ func New(opt Options) (_ *Trainer, err error) {
 			t.Close()
 		}
 	}()
+	// Under the lock no other process writes here: temporary files are
+	// leftovers of a process killed while writing them.
+	if err := removeStaleTemps(opt.Dir, log); err != nil {
+		return nil, err
+	}
 
 	ckptPath := filepath.Join(opt.Dir, CheckpointName)
 	var ckpt *Checkpoint
@@ -114,6 +121,8 @@ func New(opt Options) (_ *Trainer, err error) {
 		}
 	} else if fileExists(ckptPath) {
 		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", opt.Dir)
+	} else if err := dropOrphanMetrics(opt.Dir, log); err != nil {
+		return nil, err
 	}
 
 	if t.Train, t.Test, err = LoadData(cfg); err != nil {
@@ -145,12 +154,21 @@ func New(opt Options) (_ *Trainer, err error) {
 			return nil, err
 		}
 		t.pos = ckpt.State.Position
+		t.win, t.ep = ckpt.State.win, ckpt.State.ep
 		if err := truncateMetrics(opt.Dir, t.pos.Iter); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(log, "resuming %s at epoch %d, batch %d (iteration %d)\n", opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
 	}
-	if err := t.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
+	epoch, index := t.pos.Epoch, t.pos.Index
+	if bpe := t.loader.BatchesPerEpoch(); index >= bpe {
+		// A checkpoint taken after the last batch of an epoch but before
+		// the epoch's end (written by an interrupt in pad versions before
+		// the fix in Run): the next batch is the first of the next epoch,
+		// and Run goes straight to the end of the epoch.
+		epoch, index = epoch+1, 0
+	}
+	if err := t.loader.Seek(epoch, index); err != nil {
 		return nil, err
 	}
 	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
@@ -294,7 +312,7 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			sum.ProbeAcc = acc
 		}
 	}
-	var win, ep window
+	win, ep := &t.win, &t.ep
 	lastLog := time.Now()
 	lastIter := t.pos.Iter
 	for t.pos.Epoch < cfg.Train.Epochs {
@@ -336,15 +354,18 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 				if err := t.metrics.Write(win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
 					return sum, err
 				}
-				t.prog.line(t.pos, win, rate)
-				win, lastLog, lastIter = window{}, now, t.pos.Iter
+				t.prog.line(t.pos, *win, rate)
+				*win, lastLog, lastIter = window{}, now, t.pos.Iter
 			}
 			if cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe {
 				if err := t.checkpoint(); err != nil {
 					return sum, err
 				}
 			}
-			if ctx.Err() != nil {
+			// After an epoch's last batch, the end of the epoch below
+			// checkpoints and stops: a checkpoint here would hold a batch
+			// index past the epoch.
+			if ctx.Err() != nil && t.pos.Index < bpe {
 				if err := t.checkpoint(); err != nil {
 					return sum, err
 				}
@@ -359,7 +380,7 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 				return sum, err
 			}
 		}
-		ep = window{}
+		*ep = window{}
 		if cfg.Train.SampleEvery > 0 && done%cfg.Train.SampleEvery == 0 {
 			if err := t.writeSamples(done); err != nil {
 				return sum, err
@@ -409,7 +430,7 @@ func (t *Trainer) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	st := State{Position: t.pos, Config: string(resolved), ConfigHash: t.cfg.Hash(), HasOld: t.Model.HasOld()}
+	st := State{Position: t.pos, Config: string(resolved), ConfigHash: t.cfg.Hash(), HasOld: t.Model.HasOld(), win: t.win, ep: t.ep}
 	if err := SaveCheckpoint(filepath.Join(t.opt.Dir, CheckpointName), t.b, t.Model, st); err != nil {
 		return err
 	}
@@ -452,13 +473,22 @@ func Probe(enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.Pr
 	return eval.RunProbe(ftr, fte, pc)
 }
 
-// writeFileAtomic writes data to path through a temporary file.
+// writeFileAtomic writes data to path through a temporary file. The file
+// keeps the permission bits of the one it replaces, or gets 0644.
 func writeFileAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		mode = st.Mode().Perm()
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
@@ -497,4 +527,53 @@ func truncateMetrics(dir string, iter int) error {
 		keep = append(append(keep, line...), '\n')
 	}
 	return writeFileAtomic(path, keep)
+}
+
+// staleTempPatterns match the temporary files of the atomic writes into a
+// run directory: the checkpoint's (safetensors.WriteFileAtomic) and those of
+// config.toml and metrics.jsonl (writeFileAtomic).
+var staleTempPatterns = []string{
+	"." + CheckpointName + ".tmp*",
+	".config.toml.tmp*",
+	"." + metrics.FileName + ".tmp*",
+}
+
+// removeStaleTemps removes the temporary files a process killed in the
+// middle of an atomic write left in dir. The caller holds dir's lock.
+func removeStaleTemps(dir string, log io.Writer) error {
+	var n int
+	for _, pat := range staleTempPatterns {
+		names, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if st, err := os.Lstat(name); err != nil || !st.Mode().IsRegular() {
+				continue
+			}
+			if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("run %s: removing the stale temporary file %s: %w", dir, name, err)
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(log, "removed %d temporary file(s) left in %s by an interrupted write\n", n, dir)
+	}
+	return nil
+}
+
+// dropOrphanMetrics removes the metrics.jsonl of a run that is started
+// afresh: with no checkpoint, its records come from an earlier attempt
+// that died before its first checkpoint, and the new run repeats them.
+func dropOrphanMetrics(dir string, log io.Writer) error {
+	path := filepath.Join(dir, metrics.FileName)
+	if !fileExists(path) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("run %s: removing the records of an attempt without a checkpoint: %w", dir, err)
+	}
+	fmt.Fprintf(log, "removed %s: its records came from an attempt that wrote no checkpoint\n", path)
+	return nil
 }

@@ -111,4 +111,3 @@ func (b *Backend) Adam(p, g, m, v backend.Buf, segs []backend.AdamSegment, h bac
 	r.used[i] = true
 	b.fail("Adam", b.k.Adam(b.stream, pp, gp, mp, vp, dev, len(segs), maxLen, float32(h.Beta1), float32(h.Beta2), float32(h.Eps)))
 }
-

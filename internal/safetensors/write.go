@@ -266,7 +266,14 @@ var wrapTempWriter = func(w io.Writer) io.Writer { return w }
 // unless the rename succeeded and only the final directory sync failed.
 // The new file keeps the permission bits of the file it replaces, or gets
 // 0644 if there was none.
-func WriteFileAtomic(path string, w *Writer) (err error) {
+func WriteFileAtomic(path string, w *Writer) error {
+	return WriteFileAtomicThrough(path, w, nil)
+}
+
+// WriteFileAtomicThrough is WriteFileAtomic with every write to the
+// temporary file going through wrap(file) (nil: none), so that the tests of
+// other packages can make a write fail midway, as a full disk does.
+func WriteFileAtomicThrough(path string, w *Writer, wrap func(io.Writer) io.Writer) (err error) {
 	hdr, err := w.header()
 	if err != nil {
 		return err
@@ -291,7 +298,11 @@ func WriteFileAtomic(path string, w *Writer) (err error) {
 			err = fmt.Errorf("safetensors: writing %s: %w", path, err)
 		}
 	}()
-	bw := bufio.NewWriterSize(wrapTempWriter(tmp), 1<<20)
+	var out io.Writer = tmp
+	if wrap != nil {
+		out = wrap(out)
+	}
+	bw := bufio.NewWriterSize(wrapTempWriter(out), 1<<20)
 	if _, err := w.writeTo(bw, hdr); err != nil {
 		return err
 	}
