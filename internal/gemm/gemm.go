@@ -1,43 +1,140 @@
 // Package gemm is pad's single-precision matrix multiply for the CPU
 // backend: C = alpha·op(A)·op(B) + beta·C on row-major matrices, spread over
 // a fixed number of threads.
+//
+// The implementation follows the blocked scheme of Goto and van de Geijn
+// (and BLIS): op(B) is packed kc×nc at a time into contiguous micro-panels
+// of nr columns, op(A) mc×kc at a time into micro-panels of mr rows, and a
+// register-blocked micro-kernel computes each mr×nr tile of C from one
+// micro-panel of each. On amd64 the micro-kernels (and the packing) are
+// written in assembly for AVX-512 and for AVX2+FMA and chosen at run time;
+// elsewhere, or without FMA, a pure-Go kernel is used.
+//
+// A product big enough to be worth it is cut into chunks along m, n or k,
+// which the calling goroutine and the worker goroutines started by New take
+// in turn, each packing into its own buffers.
 package gemm
 
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
+import "runtime"
+
+// Default cache blocking: kc steps of k per packed panel (the B micro-panel
+// of kc·nr values stays in L1), mc rows of A per packed block (in L2) and
+// nc columns of B per packed block (in L3).
+const (
+	defaultKC = 256
+	defaultMC = 192
+	defaultNC = 4096
 )
 
-// Gemm multiplies matrices using a fixed number of threads.
+// Gemm multiplies matrices using a fixed number of threads. It owns its
+// packing buffers and worker goroutines, so a Gemm must not be used by
+// several goroutines at once; use one Gemm per goroutine instead.
 type Gemm struct {
 	threads int
-	impl    gonum.Implementation
+	kern    kernel
+	kc      int
+	mc      int
+	nc      int
+
+	// w[0] is used by the calling goroutine, w[1:] by the worker
+	// goroutines started by New.
+	w    []*worker
+	pool *pool
 }
 
-// New returns a Gemm that uses up to threads threads (at least 1).
+// New returns a Gemm that uses up to threads threads (at least 1). It
+// starts threads-1 worker goroutines, which Close stops; they are also
+// stopped once the Gemm becomes unreachable.
+//
+// After each product the workers keep polling for the next one for a
+// short while (spinTime) before they go to sleep, so that the products of
+// a sequence start on all threads at once.
 func New(threads int) *Gemm {
 	if threads < 1 {
 		threads = 1
 	}
-	return &Gemm{threads: threads}
+	g := &Gemm{
+		threads: threads,
+		kc:      defaultKC,
+		mc:      defaultMC,
+		nc:      defaultNC,
+	}
+	g.setKernel(availableKernels()[0])
+	g.w = make([]*worker, threads)
+	for i := range g.w {
+		g.w[i] = &worker{id: i}
+	}
+	g.pool = newPool(g.w[1:])
+	runtime.AddCleanup(g, (*pool).close, g.pool)
+	return g
+}
+
+// setKernel makes g use micro-kernel k, rounding mc and nc to its tile.
+func (g *Gemm) setKernel(k kernel) {
+	g.kern = k
+	g.mc = max(k.mr, defaultMC/k.mr*k.mr)
+	g.nc = max(k.nr, defaultNC/k.nr*k.nr)
 }
 
 // Threads returns the number of threads g uses.
 func (g *Gemm) Threads() int { return g.threads }
 
+// Close stops g's worker goroutines. Sgemm may still be called after Close
+// but then runs on the calling goroutine only.
+func (g *Gemm) Close() { g.pool.close() }
+
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C, where op(X) is X or Xᵀ
 // (transA, transB), op(A) is m×k, op(B) is k×n and C is m×n; all matrices
-// are row-major with leading dimensions lda, ldb, ldc.
+// are row-major with leading dimensions lda, ldb, ldc. With beta == 0, C
+// need not be initialised (NaNs in it are overwritten); with alpha == 0 or
+// k == 0, A and B are not read. Sgemm panics if a slice is too short for
+// its dimensions. It must not be called concurrently on the same Gemm.
 func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic("gemm: negative dimension")
+	}
+	if ldc < max(1, n) {
+		panic("gemm: ldc < n")
+	}
 	if m == 0 || n == 0 {
 		return
 	}
-	ta, tb := blas.NoTrans, blas.NoTrans
-	if transA {
-		ta = blas.Trans
+	if len(c) < (m-1)*ldc+n {
+		panic("gemm: C too short")
 	}
-	if transB {
-		tb = blas.Trans
+	if k == 0 || alpha == 0 {
+		scale(m, n, beta, c, ldc)
+		return
 	}
-	g.impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	checkMat("A", transA, m, k, a, lda)
+	checkMat("B", transB, k, n, b, ldb)
+
+	t := task{
+		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc,
+		transA: transA, transB: transB,
+		i0: 0, i1: m, j0: 0, j1: n, p0: 0, p1: k,
+		alpha: alpha, beta: beta,
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+	}
+	if g.threads > 1 && !g.pool.closed.Load() {
+		if dim, size, chunks := g.plan(m, n, k); chunks > 1 {
+			g.parallel(&t, dim, size, chunks)
+			return
+		}
+	}
+	g.w[0].run(&t)
+}
+
+// checkMat panics unless x is long enough to hold op(X), an r×c matrix
+// stored row-major with leading dimension ld (transposed when trans).
+func checkMat(name string, trans bool, r, c int, x []float32, ld int) {
+	if trans {
+		r, c = c, r
+	}
+	if ld < max(1, c) {
+		panic("gemm: leading dimension of " + name + " too small")
+	}
+	if len(x) < (r-1)*ld+c {
+		panic("gemm: " + name + " too short")
+	}
 }

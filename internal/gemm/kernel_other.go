@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package gemm
+
+// availableKernels lists the micro-kernels this CPU can run, best first.
+func availableKernels() []kernel { return []kernel{genericKernel} }
