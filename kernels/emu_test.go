@@ -278,15 +278,6 @@ func (d *emuDev) download32(p cu.DevicePtr, n int) []float32 {
 	return out
 }
 
-func (d *emuDev) download64(p cu.DevicePtr, n int) []float64 {
-	m := d.mem(p)
-	out := make([]float64, n)
-	for i := range out {
-		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(m[8*i:]))
-	}
-	return out
-}
-
 // floats allocates a device buffer holding v.
 func (d *emuDev) floats(v []float32) cu.DevicePtr {
 	p := d.alloc(4 * len(v))

@@ -93,12 +93,12 @@ func Load(major, minor int, cacheDir string) (*Kernels, error) {
 			cubin, _ = os.ReadFile(filepath.Join(cacheDir, key))
 		}
 		if cubin == nil {
-			var log string
-			cubin, log, err = cu.Compile(src, fam+".cu", opts)
+			// Warnings are not errors: the compile log matters only when
+			// compilation fails, and then it is in err.
+			cubin, _, err = cu.Compile(src, fam+".cu", opts)
 			if err != nil {
 				return nil, fmt.Errorf("kernels: compiling %s.cu: %w", fam, err)
 			}
-			_ = log
 			k.Compiled[fam] = true
 			if cacheDir != "" {
 				writeCache(cacheDir, key, cubin)

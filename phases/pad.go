@@ -245,16 +245,7 @@ func (p *PAD) NREM() {
 	b, e, g, c := p.b, p.E, p.G, p.Cond
 	e.ZeroGrad()
 	g.ZeroGrad() // G learns nothing in NREM
-	z := p.Memory
-	if c.NREMMix && p.hasOld {
-		l := float32(c.Lambda)
-		b.LatentMix(p.zNREM, p.Memory, p.MemoryOld, nil, l, 1-l, 0)
-		z = p.zNREM
-	}
-	g.Forward(z)
-	b.Copy(p.Dream, g.Out)
-	n, img := p.Spec.Batch, model.ImageSize*model.ImageSize
-	b.ApplyMask(p.Dream, p.Mask, n, p.Spec.C, img, p.Opt.OcclusionPerImage)
+	z := p.nremDream()
 	e.Forward(p.Dream, model.Latent)
 	var dz backend.Buf
 	if c.N > 0 {
@@ -275,20 +266,7 @@ func (p *PAD) REM() {
 	b, e, g, c := p.b, p.E, p.G, p.Cond
 	e.ZeroGrad()
 	g.ZeroGrad()
-	l := float32(c.Lambda)
-	switch {
-	case c.Mix == MixNoise:
-		b.Copy(p.ZMix, p.REMNoise)
-	case c.Mix == MixNoNoise && p.hasOld:
-		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, nil, l, 1-l, 0)
-	case c.Mix == MixNoNoise:
-		b.Copy(p.ZMix, p.Memory)
-	case c.Mix == MixMemories && p.hasOld:
-		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, p.REMNoise, l*l, l*(1-l), 1-l)
-	default: // MixOne, or the first iteration of an epoch
-		b.LatentMix(p.ZMix, p.Memory, nil, p.REMNoise, l, 0, 1-l)
-	}
-	g.Forward(p.ZMix)
+	p.remDream()
 	e.Forward(g.Out, model.Dis)
 	var dd backend.Buf
 	if c.R > 0 {
@@ -303,6 +281,50 @@ func (p *PAD) REM() {
 		e.Step(b, p.Opt.AdamE)
 		g.Step(b, p.Opt.AdamG)
 	}
+}
+
+// nremDream writes NREM's occluded dream G(z) to Dream and returns the
+// latent it was dreamt from: the memory, or a mix of two (NREMMix).
+func (p *PAD) nremDream() backend.Buf {
+	b, c := p.b, p.Cond
+	z := p.Memory
+	if c.NREMMix && p.hasOld {
+		l := float32(c.Lambda)
+		b.LatentMix(p.zNREM, p.Memory, p.MemoryOld, nil, l, 1-l, 0)
+		z = p.zNREM
+	}
+	p.G.Forward(z)
+	b.Copy(p.Dream, p.G.Out)
+	b.ApplyMask(p.Dream, p.Mask, p.Spec.Batch, p.Spec.C, model.ImageSize*model.ImageSize, p.Opt.OcclusionPerImage)
+	return z
+}
+
+// remDream mixes memories and noise into ZMix as the condition says and
+// leaves the REM dream G(ZMix) in G.Out.
+func (p *PAD) remDream() {
+	b, c := p.b, p.Cond
+	l := float32(c.Lambda)
+	switch {
+	case c.Mix == MixNoise:
+		b.Copy(p.ZMix, p.REMNoise)
+	case c.Mix == MixNoNoise && p.hasOld:
+		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, nil, l, 1-l, 0)
+	case c.Mix == MixNoNoise:
+		b.Copy(p.ZMix, p.Memory)
+	case c.Mix == MixMemories && p.hasOld:
+		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, p.REMNoise, l*l, l*(1-l), 1-l)
+	default: // MixOne, or the first iteration of an epoch
+		b.LatentMix(p.ZMix, p.Memory, nil, p.REMNoise, l, 0, 1-l)
+	}
+	p.G.Forward(p.ZMix)
+}
+
+// Dreams draws both kinds of dream from the current memories and
+// perturbations without learning: NREM's occluded dreams in Dream, REM's
+// in G.Out.
+func (p *PAD) Dreams() {
+	p.nremDream()
+	p.remDream()
 }
 
 // Stats downloads the numbers of the last iteration. It waits for the

@@ -45,10 +45,8 @@ func mnistRoot(t *testing.T) string {
 
 func mnistConfig(t *testing.T, root string, iters int) configs.Config {
 	return tiny(t, "data.dataset=mnist", "data.root="+root, "data.train_limit=0", "data.test_limit=0",
-		"model.nf=64", "model.nz=256", "train.batch=64", "train.epochs=1", "train.max_iters="+itoa(iters), "seed=1")
+		"model.nf=64", "model.nz=256", "train.batch=64", "train.epochs=1", "train.max_iters="+strconv.Itoa(iters), "seed=1")
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // TestMNISTGPUMatchesCPU trains 200 iterations of the paper's model on
 // real MNIST on the CPU and on the GPU (exact FP32) from the same seed; the

@@ -92,13 +92,7 @@ func (r *Run) Dreams(dir string, seed uint64) (files []string, occP float32, occ
 	}
 	p.SetHasOld(true)
 	p.Perturb(seed)
-	// The dreaming phases without learning: with N = R = 0 they only run
-	// forward (and compute their losses).
-	cond := p.Cond
-	p.Cond.N, p.Cond.R = 0, 0
-	p.NREM()
-	p.REM()
-	p.Cond = cond
+	p.Dreams()
 	if err := b.Sync(); err != nil {
 		return nil, 0, 0, err
 	}

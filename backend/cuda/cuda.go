@@ -363,48 +363,42 @@ func (b *Backend) LeakyReLUBackward(y, dy backend.Buf, slope float32) {
 	}
 }
 
-// Tanh applies tanh in place.
-func (b *Backend) Tanh(x backend.Buf) {
+// unary runs an in-place kernel f(x).
+func (b *Backend) unary(op string, x backend.Buf, launch func(*kernels.Kernels, cu.Stream, cu.DevicePtr, int) error) {
 	if b.err != nil {
 		return
 	}
-	if p, n := b.ptr("Tanh", "x", x, -1); p != 0 {
-		b.fail("Tanh", b.k.Tanh(b.stream, p, n))
+	if p, n := b.ptr(op, "x", x, -1); p != 0 {
+		b.fail(op, launch(b.k, b.stream, p, n))
 	}
 }
+
+// backwardOf runs dy *= f'(y) for an activation with output y.
+func (b *Backend) backwardOf(op string, y, dy backend.Buf, launch func(*kernels.Kernels, cu.Stream, cu.DevicePtr, cu.DevicePtr, int) error) {
+	if b.err != nil {
+		return
+	}
+	yp, n := b.ptr(op, "y", y, -1)
+	dp, _ := b.ptr(op, "dy", dy, n)
+	if yp != 0 && dp != 0 {
+		b.fail(op, launch(b.k, b.stream, yp, dp, n))
+	}
+}
+
+// Tanh applies tanh in place.
+func (b *Backend) Tanh(x backend.Buf) { b.unary("Tanh", x, (*kernels.Kernels).Tanh) }
 
 // TanhBackward multiplies dy by 1 − y².
 func (b *Backend) TanhBackward(y, dy backend.Buf) {
-	if b.err != nil {
-		return
-	}
-	yp, n := b.ptr("TanhBackward", "y", y, -1)
-	dp, _ := b.ptr("TanhBackward", "dy", dy, n)
-	if yp != 0 && dp != 0 {
-		b.fail("TanhBackward", b.k.TanhBackward(b.stream, yp, dp, n))
-	}
+	b.backwardOf("TanhBackward", y, dy, (*kernels.Kernels).TanhBackward)
 }
 
 // Sigmoid applies the logistic function in place.
-func (b *Backend) Sigmoid(x backend.Buf) {
-	if b.err != nil {
-		return
-	}
-	if p, n := b.ptr("Sigmoid", "x", x, -1); p != 0 {
-		b.fail("Sigmoid", b.k.Sigmoid(b.stream, p, n))
-	}
-}
+func (b *Backend) Sigmoid(x backend.Buf) { b.unary("Sigmoid", x, (*kernels.Kernels).Sigmoid) }
 
 // SigmoidBackward multiplies dy by y(1 − y).
 func (b *Backend) SigmoidBackward(y, dy backend.Buf) {
-	if b.err != nil {
-		return
-	}
-	yp, n := b.ptr("SigmoidBackward", "y", y, -1)
-	dp, _ := b.ptr("SigmoidBackward", "dy", dy, n)
-	if yp != 0 && dp != 0 {
-		b.fail("SigmoidBackward", b.k.SigmoidBackward(b.stream, yp, dp, n))
-	}
+	b.backwardOf("SigmoidBackward", y, dy, (*kernels.Kernels).SigmoidBackward)
 }
 
 // Scale multiplies x by a.

@@ -16,14 +16,15 @@ func init() {
 	// All device work runs on the main goroutine, which stays on the main
 	// OS thread: a CUDA context is current on one thread.
 	runtime.LockOSThread()
-	openCUDA = func(d configs.Device) (backend.Backend, error) {
-		b, err := cuda.New(cuda.Options{Device: d.GPU, Precision: d.Precision, CacheDir: kernels.DefaultCacheDir()})
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
+}
+
+// openCUDA opens the CUDA backend on the configured GPU.
+func openCUDA(d configs.Device) (backend.Backend, error) {
+	b, err := cuda.New(cuda.Options{Device: d.GPU, Precision: d.Precision, CacheDir: kernels.DefaultCacheDir()})
+	if err != nil {
+		return nil, err
 	}
-	cudaInfo = describeCUDA
+	return b, nil
 }
 
 func describeCUDA() (string, error) {

@@ -11,15 +11,9 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/backend/cuda"
 	"github.com/pad-dreaming/pad/configs"
 )
-
-// openCUDA opens the CUDA backend; it is set by cuda.go.
-var openCUDA func(d configs.Device) (backend.Backend, error)
-
-// errNoCUDA says why no GPU can be used; --device auto falls back to the
-// CPU on it.
-var errNoCUDA = errors.New("no usable NVIDIA GPU")
 
 // openBackend opens the device the config asks for. With "auto" it tries
 // CUDA and falls back to the CPU with a notice.
@@ -28,18 +22,16 @@ func openBackend(d configs.Device, log io.Writer) (backend.Backend, error) {
 	case "cpu":
 		return cpu.New(d.Threads), nil
 	case "cuda", "auto":
-		if openCUDA != nil {
-			b, err := openCUDA(d)
-			if err == nil {
-				return b, nil
-			}
-			if d.Kind == "cuda" {
-				return nil, err
-			}
-			fmt.Fprintf(log, "notice: %v; using the CPU\n", err)
-		} else if d.Kind == "cuda" {
-			return nil, fmt.Errorf("device.kind = cuda: %w (this pad was built without the CUDA backend)", errNoCUDA)
+		b, err := openCUDA(d)
+		if err == nil {
+			return b, nil
 		}
+		// auto falls back only when no GPU is usable; a GPU that fails to
+		// set up is an error to see, not a reason to train slowly.
+		if d.Kind == "cuda" || !errors.Is(err, cuda.ErrUnavailable) {
+			return nil, err
+		}
+		fmt.Fprintf(log, "notice: %v; using the CPU\n", err)
 		return cpu.New(d.Threads), nil
 	}
 	return nil, usagef("device.kind = %q: want auto, cpu or cuda", d.Kind)

@@ -17,9 +17,6 @@ cuBLAS versions when an NVIDIA GPU is usable (or why not), the datasets,
 conditions and built-in configs.
 `
 
-// cudaInfo describes the GPU side; it is set by cuda.go.
-var cudaInfo func() (string, error)
-
 func cmdInfo(args []string, e *env) error {
 	fs := newFlags(e, "info", infoUsage)
 	if err := parse(fs, args, e); err != nil {
@@ -27,9 +24,7 @@ func cmdInfo(args []string, e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "%s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(e.stdout, "cpu:        %d threads\n", runtime.GOMAXPROCS(0))
-	if cudaInfo == nil {
-		fmt.Fprintln(e.stdout, "cuda:       not built in")
-	} else if s, err := cudaInfo(); err != nil {
+	if s, err := describeCUDA(); err != nil {
 		fmt.Fprintf(e.stdout, "cuda:       unavailable: %v\n", err)
 	} else {
 		fmt.Fprint(e.stdout, s)
