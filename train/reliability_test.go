@@ -272,49 +272,6 @@ func TestInterruptAtEpochEnd(t *testing.T) {
 	sameCheckpoint(t, ref, dir)
 }
 
-// rewriteMetadata rewrites the checkpoint in dir with metadata changed.
-func rewriteMetadata(t *testing.T, dir string, set map[string]string) {
-	t.Helper()
-	path := filepath.Join(dir, CheckpointName)
-	f, err := safetensors.Read(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := safetensors.NewWriter()
-	for k, v := range f.Metadata {
-		w.SetMetadata(k, v)
-	}
-	for k, v := range set {
-		w.SetMetadata(k, v)
-	}
-	for _, name := range f.Order {
-		if err := w.Add(f.Tensors[name]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := safetensors.WriteFileAtomic(path, w); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Checkpoints that earlier versions wrote on an interrupt during an epoch's
-// last iteration (index = batches per epoch) resume too: the run goes on
-// with the end of that epoch and trains exactly as the uninterrupted run.
-func TestResumePastEpochCheckpoint(t *testing.T) {
-	cfg := tiny(t, "train.checkpoint_every=0")
-	ref := reference(t, cfg)
-	dir := filepath.Join(t.TempDir(), "run")
-	if _, err := runOne(t, tiny(t, "train.checkpoint_every=0", "train.max_iters=10"), dir, false, context.Background(), nil, ProgressNone); err != nil {
-		t.Fatal(err)
-	}
-	rewriteMetadata(t, dir, map[string]string{"epoch": "0", "index": "10", "iter": "10"})
-	if _, err := runOne(t, cfg, dir, true, context.Background(), nil, ProgressNone); err != nil {
-		t.Fatalf("resuming a checkpoint at batch 10 of a 10-batch epoch: %v", err)
-	}
-	sameRecords(t, "train records", recordsOf(t, ref, metrics.KindTrain), recordsOf(t, dir, metrics.KindTrain))
-	sameCheckpoint(t, ref, dir)
-}
-
 // tempNames lists the names in dir that look like temporary files.
 func tempNames(t *testing.T, dir string) []string {
 	t.Helper()
@@ -376,8 +333,9 @@ func TestNewRemovesStaleTemps(t *testing.T) {
 }
 
 // A fresh start in a run directory that holds the records of an attempt
-// killed before its first checkpoint does not append to them.
-func TestFreshStartDropsOrphanMetrics(t *testing.T) {
+// killed before its first checkpoint does not append to them; it keeps
+// them aside.
+func TestFreshStartSetsAsideOrphanMetrics(t *testing.T) {
 	cfg := tiny(t, "train.checkpoint_every=0")
 	ref := reference(t, cfg)
 	dir := filepath.Join(t.TempDir(), "run")
@@ -401,6 +359,9 @@ func TestFreshStartDropsOrphanMetrics(t *testing.T) {
 	}
 	sameRecords(t, "train and epoch records", recordsOf(t, ref, metrics.KindTrain, metrics.KindEpoch), recordsOf(t, dir, metrics.KindTrain, metrics.KindEpoch))
 	sameCheckpoint(t, ref, dir)
+	if kept, err := os.ReadFile(filepath.Join(dir, metrics.FileName+".abandoned-1")); err != nil || string(kept) != string(old) {
+		t.Fatalf("the earlier attempt's records were not kept aside unchanged: %v", err)
+	}
 }
 
 // failAfter passes n bytes through, then fails every write, as a disk that

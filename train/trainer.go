@@ -121,7 +121,7 @@ func New(opt Options) (_ *Trainer, err error) {
 		}
 	} else if fileExists(ckptPath) {
 		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", opt.Dir)
-	} else if err := dropOrphanMetrics(opt.Dir, log); err != nil {
+	} else if err := setAsideOrphanMetrics(opt.Dir, log); err != nil {
 		return nil, err
 	}
 
@@ -160,15 +160,7 @@ func New(opt Options) (_ *Trainer, err error) {
 		}
 		fmt.Fprintf(log, "resuming %s at epoch %d, batch %d (iteration %d)\n", opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
 	}
-	epoch, index := t.pos.Epoch, t.pos.Index
-	if bpe := t.loader.BatchesPerEpoch(); index >= bpe {
-		// A checkpoint taken after the last batch of an epoch but before
-		// the epoch's end (written by an interrupt in pad versions before
-		// the fix in Run): the next batch is the first of the next epoch,
-		// and Run goes straight to the end of the epoch.
-		epoch, index = epoch+1, 0
-	}
-	if err := t.loader.Seek(epoch, index); err != nil {
+	if err := t.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
 		return nil, err
 	}
 	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
@@ -563,17 +555,24 @@ func removeStaleTemps(dir string, log io.Writer) error {
 	return nil
 }
 
-// dropOrphanMetrics removes the metrics.jsonl of a run that is started
-// afresh: with no checkpoint, its records come from an earlier attempt
-// that died before its first checkpoint, and the new run repeats them.
-func dropOrphanMetrics(dir string, log io.Writer) error {
+// setAsideOrphanMetrics renames the metrics.jsonl of a run that is
+// started afresh to metrics.jsonl.abandoned-N: with no checkpoint, its
+// records come from an earlier attempt that died before its first
+// checkpoint, and the new run would repeat them.
+func setAsideOrphanMetrics(dir string, log io.Writer) error {
 	path := filepath.Join(dir, metrics.FileName)
 	if !fileExists(path) {
 		return nil
 	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("run %s: removing the records of an attempt without a checkpoint: %w", dir, err)
+	for k := 1; ; k++ {
+		aside := fmt.Sprintf("%s.abandoned-%d", path, k)
+		if _, err := os.Lstat(aside); err == nil {
+			continue
+		}
+		if err := os.Rename(path, aside); err != nil {
+			return fmt.Errorf("run %s: setting aside the records of an attempt without a checkpoint: %w", dir, err)
+		}
+		fmt.Fprintf(log, "notice: %s has no checkpoint; the records of the earlier attempt are kept as %s\n", dir, aside)
+		return nil
 	}
-	fmt.Fprintf(log, "removed %s: its records came from an attempt that wrote no checkpoint\n", path)
-	return nil
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/cu"
-	"github.com/pad-dreaming/pad/metrics"
 	"github.com/pad-dreaming/pad/sweep"
 )
 
@@ -401,31 +400,7 @@ func sweepRun(args []string, e *env) error {
 		trainArgs = append(trainArgs, "--resume")
 	default:
 		fmt.Fprintf(e.stderr, "%s: starting\n", head)
-		if err := setAsideMetrics(dir, e.stderr); err != nil {
-			return err
-		}
 	}
 	// In-process, on the main goroutine (locked to its thread for CUDA).
 	return cmdTrain(trainArgs, e)
-}
-
-// setAsideMetrics renames the metrics of an attempt that died before its
-// first checkpoint: the run starts again from iteration 0, and pad train
-// would append to them.
-func setAsideMetrics(dir string, log io.Writer) error {
-	p := filepath.Join(dir, metrics.FileName)
-	if _, err := os.Stat(p); err != nil {
-		return nil
-	}
-	for k := 1; ; k++ {
-		aside := fmt.Sprintf("%s.abandoned-%d", p, k)
-		if _, err := os.Lstat(aside); err == nil {
-			continue
-		}
-		if err := os.Rename(p, aside); err != nil {
-			return fmt.Errorf("sweep run: setting aside the metrics of an attempt without a checkpoint: %w", err)
-		}
-		fmt.Fprintf(log, "notice: %s has no checkpoint; the metrics of the earlier attempt are kept as %s\n", dir, aside)
-		return nil
-	}
 }
