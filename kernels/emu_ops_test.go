@@ -497,6 +497,16 @@ var emuKeys = []rng.Key{
 	{Seed: 42, Stream: rng.StreamNREMMask, Seq: 0xffffffff},
 }
 
+// key places the KeyWords of k in a device buffer of their own.
+func (d *emuDev) key(k rng.Key) cu.DevicePtr {
+	p := d.alloc(KeyBytes)
+	m := d.mem(p)
+	for i, w := range KeyWords(k) {
+		binary.LittleEndian.PutUint32(m[4*i:], w)
+	}
+	return p
+}
+
 func TestEmuRandom(t *testing.T) {
 	d := newEmu(t)
 	ref := cpu.New(1)
@@ -504,7 +514,7 @@ func TestEmuRandom(t *testing.T) {
 	for _, key := range emuKeys {
 		for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 1023, 1024, 1025, 5003} {
 			p := d.alloc(4 * n)
-			d.must(d.k.RandUniform(0, p, n, key))
+			d.must(d.k.RandUniform(0, p, n, d.key(key)))
 			want := make([]float32, n)
 			ref.RandUniform(cpu.Wrap(want), key)
 			refCheck(t, ref)
@@ -514,7 +524,7 @@ func TestEmuRandom(t *testing.T) {
 			expectBits(t, "RandUniform vs rng.FillUniform", d.download32(p, n), direct)
 
 			p = d.alloc(4 * n)
-			d.must(d.k.RandNormal(0, p, n, key))
+			d.must(d.k.RandNormal(0, p, n, d.key(key)))
 			ref.RandNormal(cpu.Wrap(want), key)
 			refCheck(t, ref)
 			inexact += expectULP(t, "RandNormal", d.download32(p, n), want, 1)
@@ -548,7 +558,7 @@ func TestEmuOcclusionMask(t *testing.T) {
 		if o.P >= 0 {
 			prob = float32(o.P)
 		}
-		d.must(d.k.OcclusionMask(0, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, o.Key))
+		d.must(d.k.OcclusionMask(0, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, d.key(o.Key)))
 		want := make([]float32, n)
 		ref.OcclusionMask(cpu.Wrap(want), o)
 		refCheck(t, ref)
@@ -678,18 +688,18 @@ func TestEmuGridStride(t *testing.T) {
 	key := emuKeys[1]
 	const rn = 5003
 	p := d.alloc(4 * rn)
-	d.must(d.k.RandUniform(0, p, rn, key))
+	d.must(d.k.RandUniform(0, p, rn, d.key(key)))
 	want = make([]float32, rn)
 	rng.FillUniform(want, key)
 	expectBits(t, "RandUniform (2 blocks)", d.download32(p, rn), want)
 	p = d.alloc(4 * rn)
-	d.must(d.k.RandNormal(0, p, rn, key))
+	d.must(d.k.RandNormal(0, p, rn, d.key(key)))
 	rng.FillNormal(want, key)
 	expectULP(t, "RandNormal (2 blocks)", d.download32(p, rn), want, 1)
 
 	o := backend.Occlusion{H: 40, W: 40, Masks: 2, P: -1, MaxTile: 8, Key: key}
 	p = d.alloc(4 * 3200)
-	d.must(d.k.OcclusionMask(0, p, o.H, o.W, o.Masks, -1, 0, o.MaxTile, o.Key))
+	d.must(d.k.OcclusionMask(0, p, o.H, o.W, o.Masks, -1, 0, o.MaxTile, d.key(o.Key)))
 	want = make([]float32, 3200)
 	o.Mask(want)
 	expectBits(t, "OcclusionMask (2 blocks)", d.download32(p, 3200), want)

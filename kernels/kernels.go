@@ -71,6 +71,20 @@ type Kernels struct {
 	Compiled map[string]bool
 }
 
+// Launcher launches one kernel: the function, its grid and block, the
+// stream and the argument slots. It may keep a copy of *a, not a itself.
+type Launcher func(f cu.Function, grid, block [3]uint32, s cu.Stream, a *cu.KernelArgs) error
+
+// SetLauncher routes every launch through l (nil restores the driver's
+// launch): the CUDA backend records launches this way to replay them as a
+// graph.
+func (k *Kernels) SetLauncher(l Launcher) {
+	if l == nil {
+		l = launchArgs
+	}
+	k.launchFn = l
+}
+
 // Load compiles (or loads from cacheDir, if not empty) every family for a
 // device of compute capability major.minor and loads the modules into the
 // current context.

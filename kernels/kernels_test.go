@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/pad-dreaming/pad/internal/cu"
-	"github.com/pad-dreaming/pad/internal/rng"
 )
 
 // These tests need no GPU: they check that the sources, the kernel names
@@ -37,7 +36,7 @@ func TestFamiliesAndSources(t *testing.T) {
 }
 
 // paramCounts parses every extern "C" __global__ signature of the sources
-// and counts its parameters (KEY_PARAMS stands for five).
+// and counts its parameters (KEY_PARAMS is one: the key's address).
 func paramCounts(t *testing.T) map[string]int {
 	t.Helper()
 	re := regexp.MustCompile(`(?s)extern "C" __global__ void (\w+)\((.*?)\)\s*\{`)
@@ -49,9 +48,6 @@ func paramCounts(t *testing.T) map[string]int {
 			n := 0
 			if params != "" {
 				n = strings.Count(params, ",") + 1
-			}
-			if strings.Contains(params, "KEY_PARAMS") {
-				n += 4
 			}
 			out[m[1]] = n
 		}
@@ -88,7 +84,6 @@ func fake(t *testing.T) (*Kernels, *[]launch) {
 func TestLaunchersPassEveryParameter(t *testing.T) {
 	k, got := fake(t)
 	p := cu.DevicePtr(0x1000)
-	key := rng.Key{Seed: 1, Stream: 2, Seq: 3}
 	calls := []func() error{
 		func() error { return k.Fill(0, p, 10, 1) },
 		func() error { return k.LeakyReLU(0, p, 10, 0.2) },
@@ -108,9 +103,9 @@ func TestLaunchersPassEveryParameter(t *testing.T) {
 		func() error { return k.KLBatch(0, p, 8, 16, p, p, 1, 0, p) },
 		func() error { return k.Mean(0, p, 10, p, p) },
 		func() error { return k.RowNormMean(0, p, 8, 16, p) },
-		func() error { return k.RandNormal(0, p, 10, key) },
-		func() error { return k.RandUniform(0, p, 10, key) },
-		func() error { return k.OcclusionMask(0, p, 32, 32, 1, -1, 0, 8, key) },
+		func() error { return k.RandNormal(0, p, 10, p) },
+		func() error { return k.RandUniform(0, p, 10, p) },
+		func() error { return k.OcclusionMask(0, p, 32, 32, 1, -1, 0, 8, p) },
 		func() error { return k.Adam(0, p, p, p, p, p, 3, 100, 0.5, 0.999, 1e-8) },
 	}
 	for i, c := range calls {
@@ -145,7 +140,8 @@ func TestLaunchersCheckArguments(t *testing.T) {
 		"weight without op": k.LatentMix(0, p, p, 0, p, 4, 1, 0.5, 0.5),
 		"kl batch of one":   k.KLBatch(0, p, 1, 4, p, p, 1, 0, p),
 		"mean of nothing":   k.MSE(0, p, p, 0, 0, 1, p, p),
-		"no tile":           k.OcclusionMask(0, p, 4, 4, 1, 0.5, 0, 0, rng.Key{}),
+		"no tile":           k.OcclusionMask(0, p, 4, 4, 1, 0.5, 0, 0, p),
+		"no key":            k.RandNormal(0, p, 4, 0),
 		"no segments":       k.Adam(0, p, p, p, p, p, 0, 10, 0.5, 0.9, 1e-8),
 	}
 	for what, err := range bad {

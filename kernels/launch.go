@@ -307,35 +307,42 @@ func (k *Kernels) RowNormMean(s cu.Stream, x cu.DevicePtr, rows, cols int, out c
 	return k.launch("pad_row_norm_mean", 1, 1, Threads, s)
 }
 
-func (k *Kernels) key(key rng.Key) {
-	k.args.Uint32(uint32(key.Seed)).Uint32(uint32(key.Seed >> 32)).Uint32(key.Stream).Uint32(uint32(key.Seq)).Uint32(uint32(key.Seq >> 32))
+// KeyWords is how the random-number kernels read a stream's key from device
+// memory: seed low and high word, stream, sequence low and high word,
+// padded to 32 bytes. Keys live in device memory so that a captured graph
+// replays with the key the host wrote for the current iteration.
+func KeyWords(key rng.Key) [8]uint32 {
+	return [8]uint32{uint32(key.Seed), uint32(key.Seed >> 32), key.Stream, uint32(key.Seq), uint32(key.Seq >> 32)}
 }
 
-// RandNormal writes normal numbers 0..n−1 of the stream key to dst.
-func (k *Kernels) RandNormal(s cu.Stream, dst cu.DevicePtr, n int, key rng.Key) error {
-	if err := check("pad_rand_normal", n, dst); err != nil {
+// KeyBytes is the size of KeyWords in device memory.
+const KeyBytes = 32
+
+// RandNormal writes normal numbers 0..n−1 of the stream whose KeyWords are
+// at key to dst.
+func (k *Kernels) RandNormal(s cu.Stream, dst cu.DevicePtr, n int, key cu.DevicePtr) error {
+	if err := check("pad_rand_normal", n, dst, key); err != nil {
 		return err
 	}
-	k.args.Reset().Ptr(dst).Int64(int64(n))
-	k.key(key)
+	k.args.Reset().Ptr(dst).Int64(int64(n)).Ptr(key)
 	return k.elementwise("pad_rand_normal", (n+3)/4, s)
 }
 
-// RandUniform writes uniform numbers 0..n−1 of the stream key to dst.
-func (k *Kernels) RandUniform(s cu.Stream, dst cu.DevicePtr, n int, key rng.Key) error {
-	if err := check("pad_rand_uniform", n, dst); err != nil {
+// RandUniform writes uniform numbers 0..n−1 of the stream whose KeyWords
+// are at key to dst.
+func (k *Kernels) RandUniform(s cu.Stream, dst cu.DevicePtr, n int, key cu.DevicePtr) error {
+	if err := check("pad_rand_uniform", n, dst, key); err != nil {
 		return err
 	}
-	k.args.Reset().Ptr(dst).Int64(int64(n))
-	k.key(key)
+	k.args.Reset().Ptr(dst).Int64(int64(n)).Ptr(key)
 	return k.elementwise("pad_rand_uniform", (n+3)/4, s)
 }
 
 // OcclusionMask writes masks planes of h·w values (backend.Occlusion):
 // p < 0 draws the drop probability per mask, tile ≤ 0 the tile size from
-// 1..maxTile.
-func (k *Kernels) OcclusionMask(s cu.Stream, mask cu.DevicePtr, h, w, masks int, p float32, tile, maxTile int, key rng.Key) error {
-	if err := check("pad_occlusion_mask", h*w*masks, mask); err != nil {
+// 1..maxTile; the stream's KeyWords are at key.
+func (k *Kernels) OcclusionMask(s cu.Stream, mask cu.DevicePtr, h, w, masks int, p float32, tile, maxTile int, key cu.DevicePtr) error {
+	if err := check("pad_occlusion_mask", h*w*masks, mask, key); err != nil {
 		return err
 	}
 	if err := fitsInt32("pad_occlusion_mask", h, w, masks, maxTile); err != nil {
@@ -344,8 +351,7 @@ func (k *Kernels) OcclusionMask(s cu.Stream, mask cu.DevicePtr, h, w, masks int,
 	if tile <= 0 && maxTile <= 0 {
 		return argError("pad_occlusion_mask", "no tile size and no maximum")
 	}
-	k.args.Reset().Ptr(mask).Int32(int32(h)).Int32(int32(w)).Int32(int32(masks)).Float32(p).Int32(int32(tile)).Int32(int32(maxTile))
-	k.key(key)
+	k.args.Reset().Ptr(mask).Int32(int32(h)).Int32(int32(w)).Int32(int32(masks)).Float32(p).Int32(int32(tile)).Int32(int32(maxTile)).Ptr(key)
 	return k.elementwise("pad_occlusion_mask", h*w*masks, s)
 }
 

@@ -2,10 +2,15 @@
 // (internal/rng and backend.Occlusion define them; these kernels must
 // reproduce them exactly).
 
+// The key of a stream is read from device memory (kernels.KeyWords: seed
+// low and high word, stream, sequence low and high word), not passed by
+// value: a captured CUDA graph then draws new numbers on every replay once
+// the host has written the next iteration's key there.
+#define KEY_PARAMS const u32* __restrict__ key
+#define MAKE_KEY philox_key k = {key[0], key[1], key[2], key[3], key[4]}
+
 // Normal numbers 0..n−1 of the stream: thread t computes block t, i.e.
 // numbers 4t..4t+3 (Box–Muller on word pairs (0,1) and (2,3)).
-#define KEY_PARAMS u32 seed_lo, u32 seed_hi, u32 stream, u32 seq_lo, u32 seq_hi
-#define MAKE_KEY philox_key k = {seed_lo, seed_hi, stream, seq_lo, seq_hi}
 
 extern "C" __global__ void pad_rand_normal(float* dst, long n, KEY_PARAMS) {
     MAKE_KEY;

@@ -185,6 +185,10 @@ func (a *KernelArgs) add(v uint64) *KernelArgs {
 	return a
 }
 
+// Values returns the argument slots appended since Reset (at most
+// MaxKernelArgs), e.g. to record a launch and replay it later.
+func (a *KernelArgs) Values() []uint64 { return a.vals[:min(a.n, MaxKernelArgs)] }
+
 // Ptr appends a device pointer (a T* parameter).
 func (a *KernelArgs) Ptr(p DevicePtr) *KernelArgs { return a.add(uint64(p)) }
 
