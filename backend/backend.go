@@ -124,3 +124,33 @@ type Backend interface {
 	// Close releases everything the backend holds.
 	Close() error
 }
+
+// Stepper is implemented by backends that can replay an iteration's work
+// as a whole (the CUDA backend's graphs). The phases bracket each training
+// iteration with BeginStep and EndStep; the results are the same with or
+// without, only faster.
+type Stepper interface {
+	BeginStep()
+	EndStep()
+}
+
+// Fence marks the work queued on a backend up to some point (Streamer).
+// The zero Fence marks nothing.
+type Fence uint64
+
+// Streamer is implemented by backends that copy mini-batches to the device
+// on a stream of their own, so that the copy of the next batch overlaps the
+// current iteration (the CUDA backend).
+type Streamer interface {
+	// HostBuffer returns n floats of host memory that UploadAsync copies
+	// from without staging (page-locked). It stays valid until Close.
+	HostBuffer(n int) ([]float32, error)
+	// Fence marks the work queued so far.
+	Fence() Fence
+	// UploadAsync copies src to dst (len(src) == dst.Len()) on the copy
+	// stream, starting once the work marked by after is done (so that dst
+	// is no longer read); the work queued after UploadAsync waits for the
+	// copy. src must stay unchanged until that work has been waited for
+	// (Sync, or a Download after it).
+	UploadAsync(dst Buf, src []float32, after Fence)
+}

@@ -26,7 +26,7 @@
 //	         lambda, max_tile, occlusion_per_image, log_every,
 //	         checkpoint_every, sample_every
 //	[eval]   every, probe_epochs, probe_lr, probe_batch, occlusion_tile
-//	[device] kind, precision, threads, gpu
+//	[device] kind, precision, graphs, threads, gpu
 package configs
 
 // Config is everything a pad run needs to know. The zero value is not
@@ -162,6 +162,9 @@ type Device struct {
 	// Precision is the math of the CUDA convolutions and matrix products:
 	// "tf32" (PyTorch's default for cuDNN) or "fp32". Ignored on the CPU.
 	Precision string `toml:"precision"`
+	// Graphs replays each training iteration as one CUDA graph (true, the
+	// default); false issues every operation directly. Ignored on the CPU.
+	Graphs bool `toml:"graphs"`
 	// Threads is the number of CPU threads (0 = all cores).
 	Threads int `toml:"threads"`
 	// GPU is the CUDA device index.
@@ -205,6 +208,7 @@ func Default() Config {
 		Device: Device{
 			Kind:      "auto",
 			Precision: "tf32",
+			Graphs:    true,
 		},
 	}
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/pad-dreaming/pad/backend/cuda"
 )
 
-func openGPU(t *testing.T, precision string) *cuda.Backend {
+func openGPU(t *testing.T, precision string, graphs bool) *cuda.Backend {
 	t.Helper()
 	runtime.LockOSThread()
-	b, err := cuda.New(cuda.Options{Precision: precision, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	b, err := cuda.New(cuda.Options{Precision: precision, NoGraphs: !graphs, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
 	if errors.Is(err, cuda.ErrUnavailable) {
 		t.Skipf("no GPU: %v", err)
 	}
@@ -29,49 +29,61 @@ func openGPU(t *testing.T, precision string) *cuda.Backend {
 // TestFixtureParityCUDA replays the PyTorch fixtures on the GPU in exact
 // FP32 math, under the same rule as the CPU (1e-4, or 4× the float32
 // floor measured on the GPU itself), and compares the GPU with the CPU
-// tensor by tensor. With TF32 it reports the error it reaches.
+// tensor by tensor. With TF32 it reports the error it reaches. Each phase
+// runs as a captured CUDA graph, and again with every operation issued
+// directly.
 func TestFixtureParityCUDA(t *testing.T) {
-	for _, ch := range []int{1, 3} {
-		t.Run(fmt.Sprintf("c%d", ch), func(t *testing.T) {
-			g := openGPU(t, "fp32")
-			f := LoadFixture(t, ch, false)
-			r := replay(t, g, f, false)
-			checkGradSets(t, f, r)
-			errs := errorsAgainst(t, f, r)
-			q := replay(t, g, f, true)
-			c := replay(t, cpu.New(0), f, false)
-			strict, worstCPU, worstCPUAt := 0, 0.0, ""
-			for name, e := range errs {
-				floor := RelErr(q.got[name], r.got[name])
-				tol := math.Max(fixtureTol, 4*floor)
-				if !(e <= tol) {
-					t.Errorf("%s: gpu relative error %.3g > %.3g (float32 floor %.3g)", name, e, tol, floor)
-				}
-				if e <= fixtureTol {
-					strict++
-				}
-				if d := RelErr(r.got[name], c.got[name]); d > worstCPU {
-					worstCPU, worstCPUAt = d, name
-				}
-			}
-			at, w := worst(errs)
-			t.Logf("gpu fp32: %d of %d tensors within 1e-4 of PyTorch, the rest within their float32 floor; worst %.3g at %s; worst gpu-vs-cpu %.3g at %s",
-				strict, len(errs), w, at, worstCPU, worstCPUAt)
-
-			tf := openGPU(t, "tf32")
-			rt := replay(t, tf, f, false)
-			et := errorsAgainst(t, f, rt)
-			at, w = worst(et)
-			n1, n2 := 0, 0
-			for _, e := range et {
-				if e <= 1e-3 {
-					n1++
-				}
-				if e <= 1e-2 {
-					n2++
-				}
-			}
-			t.Logf("gpu tf32: worst %.3g at %s; %d of %d tensors within 1e-3, %d within 1e-2", w, at, n1, len(et), n2)
-		})
+	for _, graphs := range []bool{true, false} {
+		for _, ch := range []int{1, 3} {
+			t.Run(fmt.Sprintf("c%d/graphs=%v", ch, graphs), func(t *testing.T) { fixtureParityCUDA(t, ch, graphs) })
+		}
 	}
+}
+
+func fixtureParityCUDA(t *testing.T, ch int, graphs bool) {
+	g := openGPU(t, "fp32", graphs)
+	f := LoadFixture(t, ch, false)
+	r := replay(t, g, f, false)
+	checkGradSets(t, f, r)
+	errs := errorsAgainst(t, f, r)
+	q := replay(t, g, f, true)
+	c := replay(t, cpu.New(0), f, false)
+	strict, worstCPU, worstCPUAt := 0, 0.0, ""
+	for name, e := range errs {
+		floor := RelErr(q.got[name], r.got[name])
+		tol := math.Max(fixtureTol, 4*floor)
+		if !(e <= tol) {
+			t.Errorf("%s: gpu relative error %.3g > %.3g (float32 floor %.3g)", name, e, tol, floor)
+		}
+		if e <= fixtureTol {
+			strict++
+		}
+		if d := RelErr(r.got[name], c.got[name]); d > worstCPU {
+			worstCPU, worstCPUAt = d, name
+		}
+	}
+	at, w := worst(errs)
+	t.Logf("gpu fp32: %d of %d tensors within 1e-4 of PyTorch, the rest within their float32 floor; worst %.3g at %s; worst gpu-vs-cpu %.3g at %s",
+		strict, len(errs), w, at, worstCPU, worstCPUAt)
+
+	if st := g.GraphStats(); graphs && (st.Captures < 6 || st.Off != "") {
+		t.Errorf("graphs: %s", g.GraphSummary())
+	} else {
+		t.Logf("graphs: %s", g.GraphSummary())
+	}
+
+	tf := openGPU(t, "tf32", graphs)
+	rt := replay(t, tf, f, false)
+	et := errorsAgainst(t, f, rt)
+	at, w = worst(et)
+	n1, n2 := 0, 0
+	for _, e := range et {
+		if e <= 1e-3 {
+			n1++
+		}
+		if e <= 1e-2 {
+			n2++
+		}
+	}
+	t.Logf("gpu tf32: worst %.3g at %s; %d of %d tensors within 1e-3, %d within 1e-2", w, at, n1, len(et), n2)
 }

@@ -154,7 +154,8 @@ func perturbULP(v []float32, salt int) []float32 {
 
 // replay runs the fixture's two iterations on b from its initial
 // parameters, inputs, masks and noise (each moved by one ulp if perturb),
-// and returns every tensor the fixture records.
+// and returns every tensor the fixture records. On a backend.Stepper (the
+// CUDA backend's graphs) each phase is recorded as a step and replayed.
 func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder {
 	cond, _ := LookupCondition("pad")
 	p, err := New(b, f.Spec, cond, Options{Seed: 1, AdamE: DefaultAdam, AdamG: DefaultAdam, MaxTile: 8})
@@ -183,6 +184,14 @@ func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder
 	if err != nil {
 		t.Fatal(err)
 	}
+	phase := func(run func()) { run() }
+	if st, ok := b.(backend.Stepper); ok {
+		phase = func(run func()) {
+			st.BeginStep()
+			run()
+			st.EndStep()
+		}
+	}
 	for it := 0; it < 2; it++ {
 		pre := fmt.Sprintf("it%d/", it)
 		b.Upload(x, in(pre+"x", it))
@@ -198,7 +207,7 @@ func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder
 		b.Upload(p.REMNoise, in(pre+"noise", it))
 		p.begin(it == 0)
 
-		p.Wake(x)
+		phase(func() { p.Wake(x) })
 		r.take(pre+"wake/z", p.Memory)
 		r.take(pre+"wake/d", p.E.D)
 		r.take(pre+"wake/x_rec", p.G.Out)
@@ -208,14 +217,14 @@ func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder
 		r.net(pre+"wake", &p.E.Net, true)
 		r.net(pre+"wake", &p.G.Net, true)
 
-		p.NREM()
+		phase(p.NREM)
 		r.take(pre+"nrem/dream", p.Dream)
 		r.take(pre+"nrem/z_rec", p.E.Z)
 		stat(pre+"nrem/loss", StatNREM)
 		r.net(pre+"nrem", &p.E.Net, true)
 		r.net(pre+"nrem", &p.G.Net, false)
 
-		p.REM()
+		phase(p.REM)
 		r.take(pre+"rem/z_mix", p.ZMix)
 		r.take(pre+"rem/dream", p.G.Out)
 		r.take(pre+"rem/d", p.E.D)

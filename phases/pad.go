@@ -154,7 +154,14 @@ func (p *PAD) OcclusionParams(iter uint64) (float32, int) { return p.occlusion(i
 // Step runs one iteration of the cycle on the images x [N, C, 32, 32]:
 // Perturb, then Wake, NREM and REM in the condition's order. first marks
 // the first iteration of an epoch (REM has no older memory to mix then).
+//
+// On a backend that replays whole iterations (backend.Stepper: the CUDA
+// backend's graphs), the iteration is bracketed by BeginStep and EndStep.
 func (p *PAD) Step(x backend.Buf, iter uint64, first bool) {
+	if st, ok := p.b.(backend.Stepper); ok {
+		st.BeginStep()
+		defer st.EndStep()
+	}
 	p.Perturb(iter)
 	p.Cycle(x, first)
 }

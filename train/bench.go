@@ -35,6 +35,13 @@ type BenchResult struct {
 	PhaseSec      map[string]float64 // per iteration, when timed
 	PeakMemoryMiB float64            // device memory (CUDA) or Go heap (CPU)
 	MemoryKind    string
+	Graphs        string `json:",omitempty"` // how the timed iterations ran (CUDA graphs)
+}
+
+// GraphReporter is implemented by backends that replay iterations as
+// graphs.
+type GraphReporter interface {
+	GraphSummary() string
 }
 
 // MemoryReporter is implemented by backends that track their peak memory.
@@ -84,9 +91,13 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	el := time.Since(start).Seconds()
+	var graphs string
+	if g, ok := b.(GraphReporter); ok {
+		graphs = g.GraphSummary()
+	}
 	r := BenchResult{
 		Backend: b.Name(), Spec: o.Spec, Condition: o.Condition.Name, Iters: o.Iters,
-		SecPerIter: el / float64(o.Iters),
+		SecPerIter: el / float64(o.Iters), Graphs: graphs,
 	}
 	r.SecPerEpoch = r.SecPerIter * float64(o.EpochSize/o.Spec.Batch)
 	r.ImagesPerSec = float64(o.Spec.Batch) / r.SecPerIter

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,12 +16,13 @@ import (
 	"github.com/pad-dreaming/pad/backend/cuda"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/cu"
+	"github.com/pad-dreaming/pad/metrics"
 )
 
-func gpuBackend(t *testing.T, precision string) *cuda.Backend {
+func gpuBackend(t *testing.T, precision string, graphs bool) *cuda.Backend {
 	t.Helper()
 	runtime.LockOSThread()
-	b, err := cuda.New(cuda.Options{Precision: precision, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	b, err := cuda.New(cuda.Options{Precision: precision, NoGraphs: !graphs, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
 	if errors.Is(err, cuda.ErrUnavailable) {
 		t.Skipf("no GPU: %v", err)
 	}
@@ -49,25 +51,35 @@ func mnistConfig(t *testing.T, root string, iters int) configs.Config {
 }
 
 // TestMNISTGPUMatchesCPU trains 200 iterations of the paper's model on
-// real MNIST on the CPU and on the GPU (exact FP32) from the same seed; the
-// logged losses must agree to 1e-3 relative at every iteration.
+// real MNIST on the CPU and on the GPU (exact FP32) from the same seed, on
+// the GPU once with every iteration replayed as a CUDA graph and once with
+// every operation issued directly; the logged losses must agree with the
+// CPU's to 1e-3 relative at every iteration.
 func TestMNISTGPUMatchesCPU(t *testing.T) {
 	root := mnistRoot(t)
-	g := gpuBackend(t, "fp32")
-	defer g.Close()
 	cfg := mnistConfig(t, root, 200)
 	base := t.TempDir()
+	gpuTime := map[bool]time.Duration{}
+	for _, graphs := range []bool{true, false} {
+		g := gpuBackend(t, "fp32", graphs)
+		start := time.Now()
+		tr, err := New(Options{Config: cfg, Dir: filepath.Join(base, "gpu"+strconv.FormatBool(graphs)), Backend: g, Progress: ProgressNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tr.Close()
+		gpuTime[graphs] = time.Since(start)
+		if st := g.GraphStats(); graphs && (st.Replays < 190 || st.Off != "") {
+			t.Errorf("graphs: %s", g.GraphSummary())
+		} else {
+			t.Logf("graphs=%v: %s", graphs, g.GraphSummary())
+		}
+		g.Close()
+	}
 	start := time.Now()
-	tr, err := New(Options{Config: cfg, Dir: filepath.Join(base, "gpu"), Backend: g, Progress: ProgressNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	tr.Close()
-	gpuTime := time.Since(start)
-	start = time.Now()
 	tc, err := New(Options{Config: cfg, Dir: filepath.Join(base, "cpu"), Backend: cpu.New(0), Progress: ProgressNone})
 	if err != nil {
 		t.Fatal(err)
@@ -77,9 +89,16 @@ func TestMNISTGPUMatchesCPU(t *testing.T) {
 	}
 	tc.Close()
 	cpuTime := time.Since(start)
-	a, b := trainRecords(t, filepath.Join(base, "gpu")), trainRecords(t, filepath.Join(base, "cpu"))
+	b := trainRecords(t, filepath.Join(base, "cpu"))
+	for _, graphs := range []bool{true, false} {
+		compareRecords(t, fmt.Sprintf("gpu (graphs=%v, %v)", graphs, gpuTime[graphs].Round(time.Millisecond)), trainRecords(t, filepath.Join(base, "gpu"+strconv.FormatBool(graphs))), b, cpuTime)
+	}
+}
+
+// compareRecords checks 200 logged iterations of a GPU run against the CPU's.
+func compareRecords(t *testing.T, what string, a, b []metrics.Record, cpuTime time.Duration) {
 	if len(a) != 200 || len(b) != 200 {
-		t.Fatalf("records: gpu %d, cpu %d", len(a), len(b))
+		t.Fatalf("records: %s %d, cpu %d", what, len(a), len(b))
 	}
 	worst, worstAt, worstName := 0.0, 0, ""
 	for i := range a {
@@ -94,10 +113,10 @@ func TestMNISTGPUMatchesCPU(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("200 iterations: gpu %v, cpu %v; worst relative loss difference %.3g (%s at iteration %d)", gpuTime.Round(time.Millisecond), cpuTime.Round(time.Millisecond), worst, worstName, worstAt)
+	t.Logf("200 iterations: %s, cpu %v; worst relative loss difference %.3g (%s at iteration %d)", what, cpuTime.Round(time.Millisecond), worst, worstName, worstAt)
 	t.Logf("last wake_rec: gpu %.6f cpu %.6f", *a[199].WakeRec, *b[199].WakeRec)
 	if worst > 1e-3 {
-		t.Errorf("GPU and CPU losses differ by %.3g (> 1e-3) at iteration %d (%s)", worst, worstAt, worstName)
+		t.Errorf("%s and CPU losses differ by %.3g (> 1e-3) at iteration %d (%s)", what, worst, worstAt, worstName)
 	}
 }
 
@@ -106,7 +125,7 @@ func TestMNISTGPUMatchesCPU(t *testing.T) {
 // heap may grow.
 func TestGPUMemoryIsFlat(t *testing.T) {
 	root := mnistRoot(t)
-	g := gpuBackend(t, "tf32")
+	g := gpuBackend(t, "tf32", true)
 	defer g.Close()
 	measure := func() (dev int64, heap uint64) {
 		g.Sync()

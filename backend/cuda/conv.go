@@ -179,7 +179,7 @@ func (b *Backend) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
 		}
 		p.fwdOK = true
 	}
-	b.fail("ConvForward", b.dnn.ConvForward(1, p.x, xp, p.w, wp, p.fwdDesc, p.fwd, b.ws, b.wsSize, 0, p.y, yp))
+	b.fail("ConvForward", b.steps.add(&entry{kind: opConvFwd, plan: p, p: [3]cu.DevicePtr{xp, wp, yp}}))
 }
 
 // ConvBackwardData computes dx = convᵀ(dy, w) + beta·dx.
@@ -210,7 +210,7 @@ func (b *Backend) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, be
 		}
 		p.bdOK = true
 	}
-	b.fail("ConvBackwardData", b.dnn.ConvBackwardData(1, p.w, wp, p.y, dyp, p.bdDesc, p.bd, b.ws, b.wsSize, beta, p.x, dxp))
+	b.fail("ConvBackwardData", b.steps.add(&entry{kind: opConvBwdData, plan: p, p: [3]cu.DevicePtr{dyp, wp, dxp}, v: f32bits(beta)}))
 }
 
 // ConvBackwardFilter computes dw = Σ dy ⋆ x + beta·dw.
@@ -241,7 +241,7 @@ func (b *Backend) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, 
 		}
 		p.bfOK = true
 	}
-	b.fail("ConvBackwardFilter", b.dnn.ConvBackwardFilter(1, p.x, xp, p.y, dyp, p.bfDesc, p.bf, b.ws, b.wsSize, beta, p.w, dwp))
+	b.fail("ConvBackwardFilter", b.steps.add(&entry{kind: opConvBwdFilter, plan: p, p: [3]cu.DevicePtr{xp, dyp, dwp}, v: f32bits(beta)}))
 }
 
 // withScratch runs fn with temporary device buffers of the given byte

@@ -26,6 +26,9 @@ type Options struct {
 	Device    int    // CUDA device ordinal
 	Precision string // "tf32" (tensor cores for convolutions, PyTorch's default) or "fp32"
 	CacheDir  string // where compiled kernels are cached ("" disables the cache)
+	// NoGraphs issues every operation directly instead of replaying the
+	// steps bracketed by BeginStep and EndStep as CUDA graphs.
+	NoGraphs bool
 }
 
 // Backend runs pad's ops on one NVIDIA GPU.
@@ -52,8 +55,22 @@ type Backend struct {
 	ws     cu.DevicePtr // cuDNN workspace
 	wsSize int
 
-	adam adamRing
+	args      argRing
+	adamTable [adamMaxSegs]kernels.AdamSeg
+
+	steps    *stepper
+	arena    [2]unsafe.Pointer // pinned halves of the argument arena
+	arenaDev cu.DevicePtr
+	arenaEv  [2]cu.Event
+	arenaUse [2]bool
+
+	copy copier // the copy stream of UploadAsync
 }
+
+// arenaHalf is the size of each half of the argument arena: enough for the
+// keys and Adam tables of a step and for a few mini-batches uploaded
+// inside one.
+const arenaHalf = 4 << 20
 
 // ErrUnavailable matches the errors New returns when no GPU can be used
 // (no driver, no device, a library missing): --device auto falls back to
@@ -124,8 +141,31 @@ func New(o Options) (*Backend, error) {
 	if b.partial, err = b.rawAlloc(kernels.ReduceBlocks * 8); err != nil {
 		return nil, err
 	}
-	if err := b.adam.init(b); err != nil {
+	if err := b.args.init(b); err != nil {
 		return nil, err
+	}
+	if err := b.copy.init(); err != nil {
+		return nil, err
+	}
+	var host [2][]byte
+	var dev [2]cu.DevicePtr
+	if b.arenaDev, err = b.rawAlloc(2 * arenaHalf); err != nil {
+		return nil, err
+	}
+	for i := range b.arena {
+		if b.arena[i], err = cu.MemHostAlloc(arenaHalf, 0); err != nil {
+			return nil, err
+		}
+		if b.arenaEv[i], err = cu.EventCreate(cu.EventDisableTiming); err != nil {
+			return nil, err
+		}
+		host[i] = unsafe.Slice((*byte)(b.arena[i]), arenaHalf)
+		dev[i] = b.arenaDev.Offset(i * arenaHalf)
+	}
+	b.steps = newStepper(b, !o.NoGraphs, host, dev)
+	b.k.SetLauncher(b.launchKernel)
+	if !o.NoGraphs {
+		b.name = b.name[:len(b.name)-1] + ", graphs)"
 	}
 	return b, nil
 }
@@ -218,6 +258,10 @@ func (b *Backend) rawAlloc(bytes int) (cu.DevicePtr, error) {
 
 func (b *Backend) rawFree(p cu.DevicePtr) {
 	if n, ok := b.allocs[p]; ok {
+		if b.steps != nil {
+			// A kept graph may point into this memory.
+			b.steps.invalidate()
+		}
 		delete(b.allocs, p)
 		b.bytes -= n
 		b.fail("Free", cu.MemFree(p))
@@ -242,6 +286,7 @@ func (b *Backend) Alloc(n int) (backend.Buf, error) {
 // Free releases a Buf returned by Alloc.
 func (b *Backend) Free(x backend.Buf) {
 	if d, ok := x.(*buf); ok {
+		b.flushStep("Free")
 		b.rawFree(d.p)
 	}
 }
@@ -254,6 +299,16 @@ func (b *Backend) Upload(dst backend.Buf, src []float32) {
 	p, _ := b.ptr("Upload", "dst", dst, len(src))
 	if p == 0 || len(src) == 0 {
 		return
+	}
+	if b.steps.recording() {
+		// Inside a recorded step the values travel in the arena, so that
+		// a replay uploads this iteration's values.
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), len(src)*4)
+		if a, ok := b.steps.arenaArg(raw); ok {
+			b.fail("Upload", b.steps.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{p, a}, n: len(raw)}))
+			return
+		}
+		b.flushStep("Upload")
 	}
 	// From pageable memory the driver stages the copy before returning.
 	b.fail("Upload", cu.MemcpyHtoDAsync(p, unsafe.Pointer(&src[0]), len(src)*4, b.stream))
@@ -268,6 +323,7 @@ func (b *Backend) Download(dst []float32, src backend.Buf) {
 	if p == 0 || len(dst) == 0 {
 		return
 	}
+	b.flushStep("Download")
 	b.fail("Download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), p, len(dst)*4, b.stream))
 	b.fail("Download", b.stream.Synchronize())
 }
@@ -282,7 +338,7 @@ func (b *Backend) Copy(dst, src backend.Buf) {
 	if s == 0 || d == 0 || n == 0 {
 		return
 	}
-	b.fail("Copy", cu.MemcpyDtoDAsync(d, s, n*4, b.stream))
+	b.fail("Copy", b.steps.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{d, s}, n: n * 4}))
 }
 
 // Fill sets every value of dst to v.
@@ -294,13 +350,17 @@ func (b *Backend) Fill(dst backend.Buf, v float32) {
 	if p == 0 || n == 0 {
 		return
 	}
-	b.fail("Fill", cu.MemsetD32Async(p, f32bits(v), n, b.stream))
+	b.fail("Fill", b.steps.add(&entry{kind: opMemset, p: [3]cu.DevicePtr{p}, n: n, v: f32bits(v)}))
 }
 
 // Sync waits for the queued work and returns the first error.
 func (b *Backend) Sync() error {
+	b.flushStep("Sync")
 	if b.err == nil {
 		b.fail("Sync", b.stream.Synchronize())
+	}
+	if b.err == nil && b.copy.stream != 0 {
+		b.fail("Sync", b.copy.stream.Synchronize())
 	}
 	return b.err
 }
@@ -317,7 +377,22 @@ func (b *Backend) Close() error {
 		pl.destroy()
 	}
 	b.convs = nil
-	b.adam.close()
+	if b.steps != nil {
+		b.steps.invalidate()
+		b.steps = nil
+	}
+	b.args.close()
+	b.copy.close()
+	for i := range b.arena {
+		if b.arena[i] != nil {
+			cu.MemFreeHost(b.arena[i])
+			b.arena[i] = nil
+		}
+		if b.arenaEv[i] != 0 {
+			b.arenaEv[i].Destroy()
+			b.arenaEv[i] = 0
+		}
+	}
 	for p := range b.allocs {
 		b.rawFree(p)
 	}
@@ -520,6 +595,7 @@ func (b *Backend) KLBatch(z backend.Buf, n, nz int, loss, grad backend.Buf, scal
 		return
 	}
 	if nz > b.termsN {
+		b.flushStep("KLBatch") // the recorded work may use the old buffer
 		if b.terms != 0 {
 			b.rawFree(b.terms)
 		}
@@ -565,7 +641,7 @@ func (b *Backend) RandNormal(dst backend.Buf, k rng.Key) {
 		return
 	}
 	if p, n := b.ptr("RandNormal", "dst", dst, -1); p != 0 {
-		b.fail("RandNormal", b.k.RandNormal(b.stream, p, n, k))
+		b.fail("RandNormal", b.k.RandNormal(b.stream, p, n, b.key(k)))
 	}
 }
 
@@ -575,7 +651,7 @@ func (b *Backend) RandUniform(dst backend.Buf, k rng.Key) {
 		return
 	}
 	if p, n := b.ptr("RandUniform", "dst", dst, -1); p != 0 {
-		b.fail("RandUniform", b.k.RandUniform(b.stream, p, n, k))
+		b.fail("RandUniform", b.k.RandUniform(b.stream, p, n, b.key(k)))
 	}
 }
 
@@ -596,7 +672,17 @@ func (b *Backend) OcclusionMask(mask backend.Buf, o backend.Occlusion) {
 	if o.P >= 0 {
 		prob = float32(o.P)
 	}
-	b.fail("OcclusionMask", b.k.OcclusionMask(b.stream, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, o.Key))
+	b.fail("OcclusionMask", b.k.OcclusionMask(b.stream, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, b.key(o.Key)))
+}
+
+// key places the words of k in device memory for a random-number kernel.
+func (b *Backend) key(k rng.Key) cu.DevicePtr {
+	w := kernels.KeyWords(k)
+	p, err := b.arg(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), kernels.KeyBytes))
+	if err != nil {
+		b.fail("key", err)
+	}
+	return p
 }
 
 func f32bits(v float32) uint32 { return *(*uint32)(unsafe.Pointer(&v)) }

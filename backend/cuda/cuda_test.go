@@ -354,3 +354,33 @@ func TestBadArgumentsAreErrors(t *testing.T) {
 		t.Fatalf("ConvForward with wrong sizes: %v", err)
 	}
 }
+
+// TestGraphStepsMatchCPU records a step (an upload, random numbers, a mask,
+// a sum) and replays it: every replay must see the values uploaded and the
+// key given for its own iteration, exactly as the CPU computes them.
+func TestGraphStepsMatchCPU(t *testing.T) {
+	g := gpu(t)
+	w := &twins{t: t, c: cpu.New(0), g: g}
+	const n = 3000
+	x, r, m := w.zeros(n), w.zeros(n), w.zeros(32*32)
+	for it := 0; it < 8; it++ {
+		host := randn(n, uint64(100+it))
+		key := rng.Key{Seed: 9, Stream: rng.StreamREMNoise, Seq: uint64(it)}
+		o := backend.Occlusion{H: 32, W: 32, Masks: 1, P: -1, MaxTile: 8, Key: rng.Key{Seed: 9, Stream: rng.StreamNREMMask, Seq: uint64(it)}}
+		g.BeginStep()
+		g.Upload(x.g, host)
+		g.RandNormal(r.g, key)
+		g.Axpby(r.g, x.g, 1, 1)
+		g.OcclusionMask(m.g, o)
+		g.EndStep()
+		w.c.Upload(x.c, host)
+		w.c.RandNormal(r.c, key)
+		w.c.Axpby(r.c, x.c, 1, 1)
+		w.c.OcclusionMask(m.c, o)
+		w.same(fmt.Sprintf("iteration %d: noise + upload", it), r, 1e-6)
+		w.same(fmt.Sprintf("iteration %d: mask", it), m, 0)
+	}
+	if st := g.GraphStats(); st.Captures != 2 || st.Replays != 6 || st.Off != "" {
+		t.Errorf("graphs: %s", g.GraphSummary())
+	}
+}

@@ -40,7 +40,7 @@ func cmdBench(args []string, e *env) error {
 	iters := fs.Int("iters", 50, "timed iterations")
 	warmup := fs.Int("warmup", 5, "untimed iterations before timing")
 	epoch := fs.Int("epoch-size", 50000, "images per epoch for the seconds-per-epoch figure")
-	phasesFlag := fs.Bool("phases", true, "also time each phase (adds a few synchronised iterations)")
+	phasesFlag := fs.Bool("phases", true, "also time each phase (adds a few synchronised iterations, run without graphs)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args, e); err != nil {
 		return err
@@ -102,6 +102,9 @@ func cmdBench(args []string, e *env) error {
 		}
 	}
 	fmt.Fprintf(e.stdout, "peak memory   %.0f MiB (%s)\n", res.PeakMemoryMiB, res.MemoryKind)
+	if res.Graphs != "" {
+		fmt.Fprintf(e.stdout, "graphs        %s\n", res.Graphs)
+	}
 	return nil
 }
 

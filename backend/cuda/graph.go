@@ -1,0 +1,368 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pad-dreaming/pad/internal/cu"
+)
+
+// Graph replay.
+//
+// A training iteration queues a few hundred small launches; issued one by
+// one, their launch cost alone is about as long as the arithmetic at batch
+// 64. So between BeginStep and EndStep the backend does not issue work: it
+// records each operation as an entry of a tape. At EndStep the tape is
+// looked up among the CUDA graphs captured before; if one was captured
+// from an identical tape, it is launched (one call), else the tape is
+// issued under stream capture, instantiated, kept and launched.
+//
+// What may differ between iterations without changing the tape lives in an
+// argument arena: the random-number keys, the Adam tables (step sizes and
+// bias corrections) and uploaded host data are written by the host into
+// pinned memory, and the first node of every graph copies the arena to
+// its device twin, so a replay reads the values the host wrote for this
+// iteration. Everything else a launch depends on (pointers, sizes, the
+// scalars passed by value, the cuDNN algorithms) is part of the entries,
+// and entries are compared exactly: a graph is replayed only for the very
+// work it was captured from. The arena has two halves used by alternate
+// steps; before the host writes a half, it waits for the step that last
+// read it.
+//
+// A Sync, Download, Free or an oversized argument inside a step flushes the
+// tape: what was recorded is issued directly and the rest of the step runs
+// without a graph. If capture fails (a library refusing to be captured,
+// say), graphs are switched off for good and the step runs directly; the
+// reason is kept for GraphStats.
+
+type entryKind uint8
+
+const (
+	opLaunch        entryKind = iota + 1
+	opCopy                    // device to device: p[0] ← p[1], n bytes
+	opMemset                  // p[0][0..n) = v (32-bit words)
+	opConvFwd                 // y p[2] = conv(x p[0], w p[1])
+	opConvBwdData             // dx p[2] = convᵀ(dy p[0], w p[1]) + beta·dx
+	opConvBwdFilter           // dw p[2] = Σ dy p[1] ⋆ x p[0] + beta·dw
+)
+
+// entry is one recorded operation. Entries are compared with ==, so every
+// field must be comparable and nothing that changes between iterations
+// may be stored here (it goes to the arena).
+type entry struct {
+	kind        entryKind
+	fn          cu.Function
+	grid, block [3]uint32
+	nargs       int
+	args        [cu.MaxKernelArgs]uint64
+	plan        *convPlan
+	p           [3]cu.DevicePtr
+	n           int
+	v           uint32 // memset value, or beta of a convolution (float32 bits)
+}
+
+// graphDriver is what the stepper needs from the device; the CUDA backend
+// implements it, tests fake it.
+type graphDriver interface {
+	// run queues one entry on the stream.
+	run(e *entry) error
+	// uploadArena queues the copy of the first n bytes of arena half h
+	// from host to device.
+	uploadArena(h, n int) error
+	// eagerArg places data in device memory for the next operation when
+	// no step is being recorded.
+	eagerArg(data []byte) (cu.DevicePtr, error)
+	// beginCapture starts capturing the stream; endCapture ends it and
+	// instantiates the graph; abortCapture ends a failed capture.
+	beginCapture() error
+	endCapture() (cu.GraphExec, error)
+	abortCapture()
+	launch(g cu.GraphExec) error
+	destroy(g cu.GraphExec)
+	// markHalf records that the work queued so far reads arena half h;
+	// waitHalf waits on the host until that work is done.
+	markHalf(h int) error
+	waitHalf(h int) error
+}
+
+// GraphStats say how often steps were replayed from a graph.
+type GraphStats struct {
+	Enabled  bool   // graphs are wanted and have not failed
+	Captures int    // graphs captured
+	Replays  int    // steps launched from a graph captured before
+	Direct   int    // steps issued without a graph (flushed or failed)
+	Cached   int    // graphs kept now
+	Off      string // why graphs were switched off, if they were
+}
+
+type cachedGraph struct {
+	hash  uint64
+	half  int
+	used  int
+	tape  []entry
+	exec  cu.GraphExec
+	stamp uint64
+}
+
+// maxGraphs bounds the graphs kept. PAD needs four: two parities of the
+// memory swap, each with and without an older memory (an epoch's first
+// step).
+const maxGraphs = 8
+
+// missLimit is how many steps in a row may need a new capture before
+// graphs are switched off: the tape then changes every iteration (a scalar
+// that depends on the iteration passed by value, say) and capturing costs
+// more than it saves.
+const missLimit = 8
+
+// arenaAlign aligns each argument in the arena (the Adam table holds
+// 64-bit integers; 16 keeps vector loads possible).
+const arenaAlign = 16
+
+type stepper struct {
+	d       graphDriver
+	enabled bool
+	off     string
+
+	rec  bool
+	tape []entry
+	hash uint64
+	half int
+	used int
+	host [2][]byte
+	dev  [2]cu.DevicePtr
+
+	cache  []*cachedGraph
+	clock  uint64
+	misses int
+	stats  GraphStats
+}
+
+// newStepper makes a stepper over the arena halves host[i] (pinned) and
+// their device twins dev[i].
+func newStepper(d graphDriver, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *stepper {
+	return &stepper{d: d, enabled: enabled, host: host, dev: dev, tape: make([]entry, 0, 512)}
+}
+
+// recording reports whether operations are being recorded.
+func (s *stepper) recording() bool { return s.rec }
+
+// begin starts recording a step (if graphs are on).
+func (s *stepper) begin() error {
+	if s.rec {
+		return errors.New("BeginStep inside a step")
+	}
+	if !s.enabled {
+		return nil
+	}
+	s.half ^= 1
+	if err := s.d.waitHalf(s.half); err != nil {
+		return err
+	}
+	s.rec = true
+	s.tape = s.tape[:0]
+	s.used = 0
+	s.hash = 0x9e3779b97f4a7c15 ^ uint64(s.half)
+	return nil
+}
+
+// add records e, or queues it when no step is being recorded.
+func (s *stepper) add(e *entry) error {
+	if !s.rec {
+		return s.d.run(e)
+	}
+	s.tape = append(s.tape, *e)
+	s.hash = mixEntry(s.hash, e)
+	return nil
+}
+
+// arg places data in device memory where the next operation finds it: in
+// the arena while recording, else wherever the driver puts it.
+func (s *stepper) arg(data []byte) (cu.DevicePtr, error) {
+	if s.rec {
+		if p, ok := s.arenaArg(data); ok {
+			return p, nil
+		}
+		// Too big for the arena: this step goes without a graph.
+		if err := s.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return s.d.eagerArg(data)
+}
+
+// arenaArg copies data into the arena of the step being recorded and
+// returns its device address; ok is false if it does not fit (or no step
+// is being recorded).
+func (s *stepper) arenaArg(data []byte) (p cu.DevicePtr, ok bool) {
+	if !s.rec {
+		return 0, false
+	}
+	off := (s.used + arenaAlign - 1) &^ (arenaAlign - 1)
+	if off+len(data) > len(s.host[s.half]) {
+		return 0, false
+	}
+	copy(s.host[s.half][off:], data)
+	s.used = off + len(data)
+	return s.dev[s.half].Offset(off), true
+}
+
+// flush issues what was recorded directly and ends recording for the rest
+// of the step.
+func (s *stepper) flush() error {
+	if !s.rec {
+		return nil
+	}
+	s.rec = false
+	s.stats.Direct++
+	return s.issue()
+}
+
+// issue queues the arena copy and the tape.
+func (s *stepper) issue() error {
+	if err := s.d.uploadArena(s.half, s.used); err != nil {
+		return err
+	}
+	for i := range s.tape {
+		if err := s.d.run(&s.tape[i]); err != nil {
+			return err
+		}
+	}
+	return s.d.markHalf(s.half)
+}
+
+// end finishes a step: replay a graph captured from the same tape, or
+// capture one.
+func (s *stepper) end() error {
+	if !s.rec {
+		return nil
+	}
+	s.rec = false
+	s.clock++
+	if g := s.lookup(); g != nil {
+		g.stamp = s.clock
+		s.misses = 0
+		if err := s.d.launch(g.exec); err != nil {
+			return err
+		}
+		s.stats.Replays++
+		return s.d.markHalf(s.half)
+	}
+	s.misses++
+	if s.misses > missLimit && len(s.cache) > 0 {
+		s.switchOff(fmt.Sprintf("the work of a step changed in %d steps in a row, so graphs would be captured and never replayed", s.misses))
+		s.stats.Direct++
+		return s.issue()
+	}
+	exec, err := s.capture()
+	if err != nil {
+		s.switchOff(fmt.Sprintf("capturing a step failed: %v", err))
+		s.stats.Direct++
+		return s.issue()
+	}
+	s.keep(exec)
+	s.stats.Captures++
+	if err := s.d.launch(exec); err != nil {
+		return err
+	}
+	return s.d.markHalf(s.half)
+}
+
+func (s *stepper) capture() (cu.GraphExec, error) {
+	if err := s.d.beginCapture(); err != nil {
+		return 0, err
+	}
+	if err := s.d.uploadArena(s.half, s.used); err != nil {
+		s.d.abortCapture()
+		return 0, err
+	}
+	for i := range s.tape {
+		if err := s.d.run(&s.tape[i]); err != nil {
+			s.d.abortCapture()
+			return 0, err
+		}
+	}
+	return s.d.endCapture()
+}
+
+func (s *stepper) lookup() *cachedGraph {
+	for _, g := range s.cache {
+		if g.hash != s.hash || g.half != s.half || g.used != s.used || len(g.tape) != len(s.tape) {
+			continue
+		}
+		same := true
+		for i := range g.tape {
+			if g.tape[i] != s.tape[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return g
+		}
+	}
+	return nil
+}
+
+// keep caches a captured graph, evicting the least recently used one.
+func (s *stepper) keep(exec cu.GraphExec) {
+	if len(s.cache) >= maxGraphs {
+		old := 0
+		for i, g := range s.cache {
+			if g.stamp < s.cache[old].stamp {
+				old = i
+			}
+		}
+		s.d.destroy(s.cache[old].exec)
+		s.cache = append(s.cache[:old], s.cache[old+1:]...)
+	}
+	s.cache = append(s.cache, &cachedGraph{
+		hash: s.hash, half: s.half, used: s.used, tape: append([]entry(nil), s.tape...), exec: exec, stamp: s.clock,
+	})
+}
+
+// invalidate drops every graph: device memory a graph may point to is
+// about to be freed.
+func (s *stepper) invalidate() {
+	for _, g := range s.cache {
+		s.d.destroy(g.exec)
+	}
+	s.cache = nil
+	s.misses = 0
+}
+
+func (s *stepper) switchOff(why string) {
+	s.invalidate()
+	s.enabled = false
+	s.off = why
+}
+
+func (s *stepper) graphStats() GraphStats {
+	st := s.stats
+	st.Enabled = s.enabled
+	st.Cached = len(s.cache)
+	st.Off = s.off
+	return st
+}
+
+// mixEntry folds e into a running hash (a quick filter; lookup compares
+// entries exactly).
+func mixEntry(h uint64, e *entry) uint64 {
+	mix := func(v uint64) {
+		h ^= v
+		h *= 0xff51afd7ed558ccd
+		h ^= h >> 33
+	}
+	mix(uint64(e.kind) | uint64(e.nargs)<<8 | uint64(e.v)<<32)
+	mix(uint64(e.fn))
+	mix(uint64(e.grid[0]) | uint64(e.grid[1])<<32)
+	mix(uint64(e.block[0]))
+	for _, a := range e.args[:e.nargs] {
+		mix(a)
+	}
+	for _, p := range e.p {
+		mix(uint64(p))
+	}
+	mix(uint64(e.n))
+	return h
+}

@@ -1,0 +1,374 @@
+package cuda
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pad-dreaming/pad/internal/cu"
+)
+
+// The stepper's logic runs here without a GPU: fakeDevice executes entries
+// on a model of device memory, captures tapes into fake graphs and replays
+// them, so the tests check what a step computes, not which calls were made.
+
+const (
+	fakeArena = cu.DevicePtr(0x10000000) // device twin of the arena halves
+	fakeSlots = cu.DevicePtr(0x20000000) // where eager arguments go
+	fakeOut   = cu.DevicePtr(0x30000000) // a "kernel" writes its reading here
+	fakeHalf  = 256
+)
+
+type fakeGraph struct {
+	nodes []func() // what a launch does
+	dead  bool
+}
+
+type fakeDevice struct {
+	t         *testing.T
+	host      [2][]byte
+	mem       map[cu.DevicePtr]uint32 // 32-bit words of device memory
+	out       []uint32                // what the "read" kernel saw, in order
+	capturing *fakeGraph
+	graphs    []*fakeGraph
+	marked    [2]int // step number that last read each half
+	steps     int
+	failCap   error
+	launches  int // graph launches
+	direct    int // entries run directly
+	slot      int
+}
+
+func newFake(t *testing.T) (*fakeDevice, *stepper) {
+	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
+	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
+	s := newStepper(d, true, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
+	return d, s
+}
+
+// do runs f now, or adds it to the graph being captured.
+func (d *fakeDevice) do(f func()) {
+	if d.capturing != nil {
+		d.capturing.nodes = append(d.capturing.nodes, f)
+		return
+	}
+	f()
+}
+
+// The fake kernel fnRead copies the word at args[0] to out; fnAdd adds
+// args[1] to the word at args[0].
+const (
+	fnRead = cu.Function(1)
+	fnAdd  = cu.Function(2)
+)
+
+func (d *fakeDevice) run(e *entry) error {
+	e2 := *e
+	if d.capturing == nil {
+		d.direct++
+	}
+	switch e2.kind {
+	case opLaunch:
+		d.do(func() {
+			p := cu.DevicePtr(e2.args[0])
+			switch e2.fn {
+			case fnRead:
+				d.out = append(d.out, d.mem[p])
+			case fnAdd:
+				d.mem[p] += uint32(e2.args[1])
+			}
+		})
+	case opCopy:
+		d.do(func() {
+			for i := 0; i < e2.n; i += 4 {
+				d.mem[e2.p[0]+cu.DevicePtr(i)] = d.mem[e2.p[1]+cu.DevicePtr(i)]
+			}
+		})
+	default:
+		return fmt.Errorf("fake: entry kind %d", e2.kind)
+	}
+	return nil
+}
+
+func (d *fakeDevice) uploadArena(h, n int) error {
+	d.do(func() {
+		// Reads the pinned host half when it runs, as a graph's copy node
+		// does.
+		for i := 0; i+4 <= n; i += 4 {
+			d.mem[fakeArena+cu.DevicePtr(h*fakeHalf+i)] = binary.LittleEndian.Uint32(d.host[h][i:])
+		}
+	})
+	return nil
+}
+
+func (d *fakeDevice) eagerArg(data []byte) (cu.DevicePtr, error) {
+	p := fakeSlots + cu.DevicePtr(d.slot*64)
+	d.slot++
+	for i := 0; i+4 <= len(data); i += 4 {
+		d.mem[p+cu.DevicePtr(i)] = binary.LittleEndian.Uint32(data[i:])
+	}
+	return p, nil
+}
+
+func (d *fakeDevice) beginCapture() error {
+	if d.capturing != nil {
+		d.t.Fatal("nested capture")
+	}
+	d.capturing = &fakeGraph{}
+	return nil
+}
+
+func (d *fakeDevice) endCapture() (cu.GraphExec, error) {
+	g := d.capturing
+	d.capturing = nil
+	if d.failCap != nil {
+		return 0, d.failCap
+	}
+	d.graphs = append(d.graphs, g)
+	return cu.GraphExec(len(d.graphs)), nil
+}
+
+func (d *fakeDevice) abortCapture() { d.capturing = nil }
+
+func (d *fakeDevice) launch(g cu.GraphExec) error {
+	fg := d.graphs[int(g)-1]
+	if fg.dead {
+		d.t.Fatalf("launch of destroyed graph %d", g)
+	}
+	d.launches++
+	for _, f := range fg.nodes {
+		f()
+	}
+	return nil
+}
+
+func (d *fakeDevice) destroy(g cu.GraphExec) { d.graphs[int(g)-1].dead = true }
+
+func (d *fakeDevice) markHalf(h int) error { d.marked[h] = d.steps; return nil }
+
+func (d *fakeDevice) waitHalf(h int) error { return nil }
+
+func (d *fakeDevice) live() int {
+	n := 0
+	for _, g := range d.graphs {
+		if !g.dead {
+			n++
+		}
+	}
+	return n
+}
+
+func word(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+
+// readStep is one iteration: an argument v, a kernel reading it.
+func readStep(t *testing.T, s *stepper, v uint32) {
+	t.Helper()
+	must(t, s.begin())
+	p, err := s.arg(word(v))
+	must(t, err)
+	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
+	must(t, s.end())
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStepperReplaysWithNewArguments(t *testing.T) {
+	d, s := newFake(t)
+	var want []uint32
+	for i := uint32(0); i < 10; i++ {
+		readStep(t, s, 100+i)
+		want = append(want, 100+i)
+	}
+	if !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	st := s.graphStats()
+	// One graph per arena half; every later step is a replay.
+	if st.Captures != 2 || st.Replays != 8 || st.Direct != 0 || !st.Enabled || st.Cached != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if d.direct != 0 {
+		t.Fatalf("%d entries ran outside a graph", d.direct)
+	}
+}
+
+func TestStepperCapturesADifferentStep(t *testing.T) {
+	d, s := newFake(t)
+	buf := fakeOut
+	for i := 0; i < 6; i++ {
+		must(t, s.begin())
+		// Steps alternate between adding 1 and adding 2 (a scalar passed by
+		// value is part of the tape: a different value is a different graph).
+		inc := uint64(1 + i%2)
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(buf), inc}}))
+		must(t, s.end())
+	}
+	if got := d.mem[buf]; got != 9 {
+		t.Fatalf("sum %d, want 9", got)
+	}
+	// Each half always sees the same increment here: 2 graphs.
+	if st := s.graphStats(); st.Captures != 2 || st.Replays != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	for i := 0; i < 3; i++ {
+		must(t, s.begin())
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(buf), 100}}))
+		must(t, s.end())
+	}
+	if got := d.mem[buf]; got != 309 {
+		t.Fatalf("sum %d, want 309", got)
+	}
+	if st := s.graphStats(); st.Captures != 4 || st.Replays != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStepperUploadInsideAStep(t *testing.T) {
+	d, s := newFake(t)
+	for i := uint32(0); i < 5; i++ {
+		must(t, s.begin())
+		a, ok := s.arenaArg(append(word(i), word(i*i)...))
+		if !ok {
+			t.Fatal("8 bytes do not fit the arena")
+		}
+		must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{fakeOut, a}, n: 8}))
+		must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut + 4)}}))
+		must(t, s.end())
+	}
+	if want := []uint32{0, 1, 4, 9, 16}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	if _, ok := s.arenaArg(word(1)); ok {
+		t.Fatal("arenaArg outside a step")
+	}
+}
+
+func TestStepperFlushRunsTheStepDirectly(t *testing.T) {
+	d, s := newFake(t)
+	readStep(t, s, 1)
+	readStep(t, s, 2)
+	must(t, s.begin())
+	p, _ := s.arg(word(3))
+	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
+	must(t, s.flush()) // a Sync inside the step
+	p, _ = s.arg(word(4))
+	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
+	must(t, s.end())
+	readStep(t, s, 5)
+	if want := []uint32{1, 2, 3, 4, 5}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	if st := s.graphStats(); st.Direct != 1 || st.Captures != 2 || st.Replays != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStepperArgumentTooBigForTheArena(t *testing.T) {
+	d, s := newFake(t)
+	must(t, s.begin())
+	p, _ := s.arg(word(7))
+	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
+	big := make([]byte, fakeHalf+4)
+	binary.LittleEndian.PutUint32(big, 8)
+	q, err := s.arg(big)
+	must(t, err)
+	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(q)}}))
+	must(t, s.end())
+	if want := []uint32{7, 8}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	if st := s.graphStats(); st.Direct != 1 || st.Captures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestStepperCaptureFailureSwitchesGraphsOff(t *testing.T) {
+	d, s := newFake(t)
+	d.failCap = errors.New("operation not permitted when stream is capturing")
+	for i := uint32(0); i < 4; i++ {
+		readStep(t, s, i)
+	}
+	if want := []uint32{0, 1, 2, 3}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	st := s.graphStats()
+	if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Direct != 1 || st.Captures != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if s.recording() {
+		t.Fatal("still recording with graphs off")
+	}
+}
+
+func TestStepperGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
+	d, s := newFake(t)
+	for i := 0; i < 20; i++ {
+		must(t, s.begin())
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(i)}}))
+		must(t, s.end())
+	}
+	if got, want := d.mem[fakeOut], uint32(190); got != want {
+		t.Fatalf("sum %d, want %d", got, want)
+	}
+	st := s.graphStats()
+	if st.Enabled || !strings.Contains(st.Off, "changed") || st.Captures != missLimit {
+		t.Fatalf("stats %+v", st)
+	}
+	if d.live() != 0 {
+		t.Fatalf("%d graphs left alive", d.live())
+	}
+}
+
+func TestStepperEvictsAndInvalidates(t *testing.T) {
+	d, s := newFake(t)
+	// maxGraphs+2 distinct tapes, each used twice in a row on both halves.
+	for k := 0; k < maxGraphs+2; k++ {
+		for r := 0; r < 4; r++ {
+			must(t, s.begin())
+			must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(k)}}))
+			must(t, s.end())
+		}
+	}
+	if d.live() != maxGraphs || len(s.cache) != maxGraphs {
+		t.Fatalf("%d graphs alive, %d cached, want %d", d.live(), len(s.cache), maxGraphs)
+	}
+	s.invalidate()
+	if d.live() != 0 || len(s.cache) != 0 {
+		t.Fatalf("after invalidate: %d alive, %d cached", d.live(), len(s.cache))
+	}
+	readStep(t, s, 42)
+	if d.out[len(d.out)-1] != 42 {
+		t.Fatal("a step after invalidate did not run")
+	}
+}
+
+func TestStepperWithoutGraphs(t *testing.T) {
+	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
+	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
+	s := newStepper(d, false, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
+	for i := uint32(0); i < 3; i++ {
+		readStep(t, s, i)
+	}
+	if want := []uint32{0, 1, 2}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v, want %v", d.out, want)
+	}
+	if d.launches != 0 || d.direct != 3 {
+		t.Fatalf("%d graph launches, %d direct entries", d.launches, d.direct)
+	}
+}
+
+func TestStepperNestedBegin(t *testing.T) {
+	_, s := newFake(t)
+	must(t, s.begin())
+	if err := s.begin(); err == nil {
+		t.Fatal("BeginStep inside a step accepted")
+	}
+}
