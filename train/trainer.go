@@ -60,8 +60,7 @@ type Trainer struct {
 	Model   *phases.PAD
 	Train   *dataset.Set
 	Test    *dataset.Set
-	loader  *dataset.Loader
-	x       backend.Buf
+	feed    *feeder
 	metrics *metrics.Writer
 	unlock  func()
 	log     io.Writer
@@ -143,10 +142,7 @@ func New(opt Options) (_ *Trainer, err error) {
 	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
 		return nil, err
 	}
-	if t.x, err = t.b.Alloc(spec.Batch * spec.C * model.ImageSize * model.ImageSize); err != nil {
-		return nil, err
-	}
-	if t.loader, err = dataset.NewLoader(t.Train, spec.Batch, cfg.Seed); err != nil {
+	if t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, spec.Batch*spec.C*model.ImageSize*model.ImageSize); err != nil {
 		return nil, err
 	}
 	if ckpt != nil {
@@ -160,7 +156,7 @@ func New(opt Options) (_ *Trainer, err error) {
 		}
 		fmt.Fprintf(log, "resuming %s at epoch %d, batch %d (iteration %d)\n", opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
 	}
-	if err := t.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
+	if err := t.feed.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
 		return nil, err
 	}
 	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
@@ -219,8 +215,8 @@ func Condition(cfg configs.Config) (phases.Condition, error) {
 // Close releases the run: loader, metrics files, device buffers and lock.
 func (t *Trainer) Close() error {
 	var errs []error
-	if t.loader != nil {
-		errs = append(errs, t.loader.Close())
+	if t.feed != nil {
+		errs = append(errs, t.feed.close())
 	}
 	if t.metrics != nil {
 		errs = append(errs, t.metrics.Close())
@@ -288,7 +284,14 @@ var statPhase = [phases.NumStats][2]string{
 // ctx is cancelled (then it checkpoints and returns ErrInterrupted).
 func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	cfg := t.cfg
-	bpe := t.loader.BatchesPerEpoch()
+	bpe := t.feed.loader.BatchesPerEpoch()
+	// A batch fetched ahead for an iteration that did not run goes back,
+	// so that the next Run (or a resume) starts with it.
+	defer func() {
+		if err := t.feed.drop(); err != nil {
+			fmt.Fprintf(t.log, "warning: %v\n", err)
+		}
+	}()
 	sum := Summary{ProbeAcc: math.NaN()}
 	start := time.Now()
 	t.started = start
@@ -312,21 +315,22 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
 				return sum, t.finish(&sum, start)
 			}
-			batch, err := t.loader.Next()
+			x, err := t.feed.next(t.pos.Epoch, t.pos.Index)
 			if err != nil {
 				return sum, err
 			}
-			if batch.Epoch != t.pos.Epoch || batch.Index != t.pos.Index {
-				t.loader.Release(batch)
-				return sum, fmt.Errorf("loader out of step: batch %d of epoch %d, expected %d of %d", batch.Index, batch.Epoch, t.pos.Index, t.pos.Epoch)
+			t.Model.Step(x, uint64(t.pos.Iter), t.pos.Index == 0)
+			// The next batch of this epoch is copied while this iteration
+			// computes (on backends with a copy stream).
+			more := t.pos.Index+1 < bpe && (cfg.Train.MaxIters <= 0 || t.pos.Iter+1 < cfg.Train.MaxIters) && ctx.Err() == nil
+			if err := t.feed.queued(t.pos.Epoch, t.pos.Index+1, more); err != nil {
+				return sum, err
 			}
-			t.b.Upload(t.x, batch.X)
-			t.loader.Release(batch)
-			t.Model.Step(t.x, uint64(t.pos.Iter), t.pos.Index == 0)
 			stats, err := t.Model.Stats()
 			if err != nil {
 				return sum, fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
 			}
+			t.feed.settled()
 			for i, v := range stats {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 					return sum, &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: t.pos.Iter, Epoch: t.pos.Epoch}
