@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30
 
-.PHONY: help build test run bench bench-gpu gpu-check lint fuzz docker clean
+.PHONY: help build test run bench bench-gpu gpu-check gpu-bundle lint fuzz docker clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -27,6 +27,9 @@ bench-gpu: ## on a GPU machine: pad bench beside the PyTorch peer, side by side
 
 gpu-check: ## on a GPU machine: parity, memory and speed checks of the CUDA backend
 	scripts/gpu-check.sh
+
+gpu-bundle: ## build what gpu-check needs into .dev/ for a GPU machine without Go
+	scripts/gpu-bundle.sh
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

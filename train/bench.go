@@ -21,6 +21,10 @@ type BenchOptions struct {
 	EpochSize int // images per epoch for the seconds-per-epoch figure (50,000 as the peer)
 	Seed      uint64
 	Phases    bool // also time each phase (with a sync after each; slower)
+	// Stream copies a host batch to the device before every iteration, as
+	// training does (on a copy stream where the backend has one), instead
+	// of keeping one batch on the device.
+	Stream bool
 }
 
 // BenchResult is what a measurement found.
@@ -36,6 +40,7 @@ type BenchResult struct {
 	PeakMemoryMiB float64            // device memory (CUDA) or Go heap (CPU)
 	MemoryKind    string
 	Graphs        string `json:",omitempty"` // how the timed iterations ran (CUDA graphs)
+	Streamed      bool   // a batch was copied from the host every iteration
 }
 
 // GraphReporter is implemented by backends that replay iterations as
@@ -77,6 +82,11 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 		p.Step(x, it, it == 0)
 		it++
 	}
+	if o.Stream {
+		if step, err = streamedStep(b, p, host, x, &it); err != nil {
+			return BenchResult{}, err
+		}
+	}
 	for i := 0; i < o.Warmup; i++ {
 		step()
 	}
@@ -97,7 +107,7 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	}
 	r := BenchResult{
 		Backend: b.Name(), Spec: o.Spec, Condition: o.Condition.Name, Iters: o.Iters,
-		SecPerIter: el / float64(o.Iters), Graphs: graphs,
+		SecPerIter: el / float64(o.Iters), Graphs: graphs, Streamed: o.Stream,
 	}
 	r.SecPerEpoch = r.SecPerIter * float64(o.EpochSize/o.Spec.Batch)
 	r.ImagesPerSec = float64(o.Spec.Batch) / r.SecPerIter
@@ -133,4 +143,49 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 		r.PeakMemoryMiB, r.MemoryKind = float64(ms.HeapSys)/(1<<20), "Go heap"
 	}
 	return r, nil
+}
+
+// streamedStep returns an iteration that first copies one of two host
+// batches to one of two device buffers, as the trainer's feeder does: on a
+// backend.Streamer from page-locked memory on the copy stream, behind the
+// fence of the iteration that last read the buffer, so the copy overlaps
+// the previous iteration; elsewhere with a plain Upload.
+func streamedStep(b backend.Backend, p *phases.PAD, host []float32, x0 backend.Buf, it *uint64) (func(), error) {
+	s, _ := b.(backend.Streamer)
+	var hosts [2][]float32
+	var xs [2]backend.Buf
+	var fences [2]backend.Fence
+	xs[0] = x0
+	var err error
+	if xs[1], err = b.Alloc(len(host)); err != nil {
+		return nil, err
+	}
+	for i := range hosts {
+		if s != nil {
+			if hosts[i], err = s.HostBuffer(len(host)); err != nil {
+				return nil, err
+			}
+		} else {
+			hosts[i] = make([]float32, len(host))
+		}
+		copy(hosts[i], host)
+		if i == 1 {
+			for j := range hosts[i] {
+				hosts[i][j] = -hosts[i][j]
+			}
+		}
+	}
+	return func() {
+		i := *it % 2
+		if s != nil {
+			s.UploadAsync(xs[i], hosts[i], fences[i])
+		} else {
+			b.Upload(xs[i], hosts[i])
+		}
+		p.Step(xs[i], *it, *it == 0)
+		if s != nil {
+			fences[i] = s.Fence()
+		}
+		*it++
+	}, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +111,31 @@ func TestTrainEvalDreamReport(t *testing.T) {
 		"--set", "train.batch=16", "--set", "data.train_limit=160", "--set", "data.test_limit=64", "--set", "train.epochs=2")
 	if code != exitError || !strings.Contains(e, "--resume") {
 		t.Fatalf("training over a finished run: code %d\n%s", code, e)
+	}
+}
+
+func TestBenchJSON(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		args := []string{"bench", "--device", "cpu", "--set", "model.nf=4", "--set", "model.nz=8", "--batch", "8",
+			"--iters", "2", "--warmup", "1", "--phases=false", "--json"}
+		if stream {
+			args = append(args, "--stream")
+		}
+		code, out, errOut := runPad(t, args...)
+		if code != exitOK {
+			t.Fatalf("pad %v: code %d\n%s", args, code, errOut)
+		}
+		var res struct {
+			SecPerIter, SecPerEpoch float64
+			Streamed                bool
+			Spec                    struct{ Batch int }
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("bench --json output: %v\n%s", err, out)
+		}
+		if !(res.SecPerIter > 0) || res.Spec.Batch != 8 || res.Streamed != stream ||
+			math.Abs(res.SecPerEpoch-res.SecPerIter*float64(50000/8)) > 1e-9*res.SecPerEpoch {
+			t.Errorf("bench result %+v", res)
+		}
 	}
 }
