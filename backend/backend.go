@@ -57,6 +57,10 @@ type Backend interface {
 	ConvBackwardFilter(g ConvGeom, x, dy, dw Buf, beta float32)
 	// BiasAdd adds b[c] to every value of channel c of y ([n, c, hw]).
 	BiasAdd(y, b Buf, n, c, hw int)
+	// BiasAct adds b[c] to channel c of y ([n, c, hw]) and applies act in
+	// place: the same values as BiasAdd followed by the activation's op,
+	// bit for bit, in one pass (slope is LeakyReLU's).
+	BiasAct(y, b Buf, n, c, hw int, act Activation, slope float32)
 	// BiasGrad computes db[c] = Σ over n and hw of dy[n, c, hw] + beta·db[c].
 	BiasGrad(dy, db Buf, n, c, hw int, beta float32)
 
@@ -124,6 +128,16 @@ type Backend interface {
 	// Close releases everything the backend holds.
 	Close() error
 }
+
+// Activation names the activation BiasAct applies.
+type Activation int
+
+const (
+	ActNone      Activation = iota // bias only
+	ActLeakyReLU                   // max(x, slope·x)
+	ActTanh                        // tanh
+	ActSigmoid                     // 1/(1+e^−x)
+)
 
 // Stepper is implemented by backends that can replay an iteration's work
 // as a whole (the CUDA backend's graphs). The phases bracket each training

@@ -82,3 +82,26 @@ extern "C" __global__ void pad_bias_add(float* y, const float* b, int n, int c, 
         y[i] += b[ch];
     }
 }
+
+// y [n, c, hw] = act(y + b[c]), act 0 none, 1 LeakyReLU(slope), 2 tanh,
+// 3 sigmoid: the arithmetic of pad_bias_add followed by the activation's
+// kernel, in one pass.
+extern "C" __global__ void pad_bias_act(float* y, const float* b, int n, int c, int hw, int act, float slope) {
+    long total = (long)n * c * hw;
+    GRID_STRIDE(i, total) {
+        int ch = (int)((i / hw) % c);
+        float v = y[i] + b[ch];
+        switch (act) {
+        case 1:
+            if (v < 0.0f) v = v * slope;
+            break;
+        case 2:
+            v = (float)tanh((double)v);
+            break;
+        case 3:
+            v = (float)(1.0 / (1.0 + exp(-(double)v)));
+            break;
+        }
+        y[i] = v;
+    }
+}

@@ -13,6 +13,7 @@ package kernels
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -322,6 +323,24 @@ func TestEmuMaskAndBias(t *testing.T) {
 		ref.BiasAdd(cpu.Wrap(want), cpu.Wrap(clone(b)), n, c, hw)
 		refCheck(t, ref)
 		expectBits(t, "BiasAdd", d.download32(yp, n*c*hw), want)
+
+		for act := backend.ActNone; act <= backend.ActSigmoid; act++ {
+			y := clone(x)
+			for i := range y {
+				y[i] *= 4
+			}
+			yp := d.floats(y)
+			d.must(d.k.BiasAct(0, yp, bp, n, c, hw, int(act), 0.2))
+			want := clone(y)
+			ref.BiasAct(cpu.Wrap(want), cpu.Wrap(clone(b)), n, c, hw, act, 0.2)
+			refCheck(t, ref)
+			what := fmt.Sprintf("BiasAct(activation %d)", act)
+			if act == backend.ActTanh || act == backend.ActSigmoid {
+				expectULP(t, what, d.download32(yp, n*c*hw), want, 1) // libm
+			} else {
+				expectBits(t, what, d.download32(yp, n*c*hw), want)
+			}
+		}
 
 		for _, beta := range []float32{0, 1} {
 			db := randFloats(r, c, -1, 1)

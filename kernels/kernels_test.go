@@ -97,6 +97,7 @@ func TestLaunchersPassEveryParameter(t *testing.T) {
 		func() error { return k.LatentMix(0, p, p, p, p, 10, 1, 2, 3) },
 		func() error { return k.ApplyMask(0, p, p, 2, 3, 4, true) },
 		func() error { return k.BiasAdd(0, p, p, 2, 3, 4) },
+		func() error { return k.BiasAct(0, p, p, 2, 3, 4, 1, 0.2) },
 		func() error { return k.BiasGrad(0, p, p, 2, 3, 4, 1) },
 		func() error { return k.MSE(0, p, p, p, 10, 1, p, p) },
 		func() error { return k.BCE(0, p, 1, p, 10, 1, p, p) },
@@ -141,6 +142,7 @@ func TestLaunchersCheckArguments(t *testing.T) {
 		"kl batch of one":   k.KLBatch(0, p, 1, 4, p, p, 1, 0, p),
 		"mean of nothing":   k.MSE(0, p, p, 0, 0, 1, p, p),
 		"no tile":           k.OcclusionMask(0, p, 4, 4, 1, 0.5, 0, 0, p),
+		"bad activation":    k.BiasAct(0, p, p, 2, 3, 4, 7, 0.2),
 		"no key":            k.RandNormal(0, p, 4, 0),
 		"no segments":       k.Adam(0, p, p, p, p, p, 0, 10, 0.5, 0.9, 1e-8),
 	}

@@ -203,6 +203,23 @@ func (k *Kernels) BiasAdd(s cu.Stream, y, b cu.DevicePtr, n, c, hw int) error {
 	return k.elementwise("pad_bias_add", n*c*hw, s)
 }
 
+// BiasAct sets y [n, c, hw] to act(y + b[ch]); act is 0 (none), 1
+// (LeakyReLU with slope), 2 (tanh) or 3 (sigmoid), backend.Activation's
+// values.
+func (k *Kernels) BiasAct(s cu.Stream, y, b cu.DevicePtr, n, c, hw, act int, slope float32) error {
+	if err := check("pad_bias_act", n*c*hw, y, b); err != nil {
+		return err
+	}
+	if err := fitsInt32("pad_bias_act", n, c, hw); err != nil {
+		return err
+	}
+	if act < 0 || act > 3 {
+		return argError("pad_bias_act", "unknown activation %d", act)
+	}
+	k.args.Reset().Ptr(y).Ptr(b).Int32(int32(n)).Int32(int32(c)).Int32(int32(hw)).Int32(int32(act)).Float32(slope)
+	return k.elementwise("pad_bias_act", n*c*hw, s)
+}
+
 // BiasGrad computes db[ch] = Σ dy[·, ch, ·] + beta·db[ch].
 func (k *Kernels) BiasGrad(s cu.Stream, dy, db cu.DevicePtr, n, c, hw int, beta float32) error {
 	if err := check("pad_bias_grad", n*c*hw, dy, db); err != nil {

@@ -75,8 +75,7 @@ func NewEncoder(b backend.Backend, s Spec) (*Encoder, error) {
 
 func (e *Encoder) convAct(l layer, x, y backend.Buf) {
 	e.b.ConvForward(l.g, x, l.w, y)
-	e.b.BiasAdd(y, l.b, l.g.N, l.g.K, l.g.P*l.g.Q)
-	e.b.LeakyReLU(y, Slope)
+	e.b.BiasAct(y, l.b, l.g.N, l.g.K, l.g.P*l.g.Q, backend.ActLeakyReLU, Slope)
 }
 
 // Forward runs E on the images x [N, C, 32, 32], computing the heads asked
@@ -92,8 +91,7 @@ func (e *Encoder) Forward(x backend.Buf, heads Heads) {
 	}
 	if heads&Dis != 0 {
 		b.ConvForward(e.dis.g, e.A3, e.dis.w, e.D)
-		b.BiasAdd(e.D, e.dis.b, e.Spec.Batch, 1, 1)
-		b.Sigmoid(e.D)
+		b.BiasAct(e.D, e.dis.b, e.Spec.Batch, 1, 1, backend.ActSigmoid, 0)
 	}
 }
 

@@ -66,23 +66,19 @@ func NewGenerator(b backend.Backend, s Spec) (*Generator, error) {
 	return g, nil
 }
 
-// up runs one transposed convolution: y = convT(x, w) + bias.
-func (g *Generator) up(l layer, x, y backend.Buf) {
+// up runs one transposed convolution and its activation:
+// y = act(convT(x, w) + bias).
+func (g *Generator) up(l layer, x, y backend.Buf, act backend.Activation) {
 	g.b.ConvBackwardData(l.g, x, l.w, y, 0)
-	g.b.BiasAdd(y, l.b, l.g.N, l.g.C, l.g.H*l.g.W)
+	g.b.BiasAct(y, l.b, l.g.N, l.g.C, l.g.H*l.g.W, act, Slope)
 }
 
 // Forward runs G on the latents z [N, nz], leaving the images in Out.
 func (g *Generator) Forward(z backend.Buf) {
-	b := g.b
-	g.up(g.t1, z, g.H1)
-	b.LeakyReLU(g.H1, Slope)
-	g.up(g.t2, g.H1, g.H2)
-	b.LeakyReLU(g.H2, Slope)
-	g.up(g.t3, g.H2, g.H3)
-	b.LeakyReLU(g.H3, Slope)
-	g.up(g.t4, g.H3, g.Out)
-	b.Tanh(g.Out)
+	g.up(g.t1, z, g.H1, backend.ActLeakyReLU)
+	g.up(g.t2, g.H1, g.H2, backend.ActLeakyReLU)
+	g.up(g.t3, g.H2, g.H3, backend.ActLeakyReLU)
+	g.up(g.t4, g.H3, g.Out, backend.ActTanh)
 }
 
 // Backward propagates the gradient in DOut through G after a Forward on z:

@@ -1,6 +1,10 @@
 package cpu
 
-import "github.com/pad-dreaming/pad/backend"
+import (
+	"math"
+
+	"github.com/pad-dreaming/pad/backend"
+)
 
 // The convolutions work on the whole batch at once through two matrices:
 //
@@ -204,6 +208,50 @@ func (b *Backend[T]) BiasAdd(y, bias backend.Buf, n, c, hw int) {
 			v := bd[ch]
 			for j := range p {
 				p[j] += v
+			}
+		}
+	}
+}
+
+// BiasAct adds bias[ch] to channel ch of y and applies act, in one pass:
+// each value goes through exactly the arithmetic of BiasAdd and then the
+// activation's op.
+func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Activation, slope float32) {
+	yd := b.data("BiasAct", "y", y, n*c*hw)
+	bd := b.data("BiasAct", "b", bias, c)
+	if yd == nil || bd == nil {
+		return
+	}
+	if act < backend.ActNone || act > backend.ActSigmoid {
+		b.fail("BiasAct: unknown activation %d", act)
+		return
+	}
+	s := T(slope)
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			p := yd[(i*c+ch)*hw : (i*c+ch+1)*hw]
+			v := bd[ch]
+			switch act {
+			case backend.ActNone:
+				for j := range p {
+					p[j] += v
+				}
+			case backend.ActLeakyReLU:
+				for j := range p {
+					x := p[j] + v
+					if x < 0 {
+						x *= s
+					}
+					p[j] = x
+				}
+			case backend.ActTanh:
+				for j := range p {
+					p[j] = T(math.Tanh(float64(p[j] + v)))
+				}
+			case backend.ActSigmoid:
+				for j := range p {
+					p[j] = T(1 / (1 + math.Exp(-float64(p[j]+v))))
+				}
 			}
 		}
 	}

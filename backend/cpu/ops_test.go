@@ -209,6 +209,42 @@ func TestBias(t *testing.T) {
 	}
 }
 
+// BiasAct is BiasAdd followed by the activation, bit for bit, on both
+// element types.
+func TestBiasActIsBiasAddThenActivation(t *testing.T) {
+	for _, b := range []backend.Backend{New(1), New64(1)} {
+		n, c, hw := 3, 5, 7
+		y := randVec(n*c*hw, 4)
+		for i := range y {
+			y[i] *= 3 // reach both sides of zero and tanh's flat parts
+		}
+		bias := randVec(c, 5)
+		bb := alloc(t, b, bias)
+		acts := map[backend.Activation]func(x backend.Buf){
+			backend.ActNone:      func(backend.Buf) {},
+			backend.ActLeakyReLU: func(x backend.Buf) { b.LeakyReLU(x, 0.2) },
+			backend.ActTanh:      b.Tanh,
+			backend.ActSigmoid:   b.Sigmoid,
+		}
+		for act, f := range acts {
+			fused, apart := alloc(t, b, y), alloc(t, b, y)
+			b.BiasAct(fused, bb, n, c, hw, act, 0.2)
+			b.BiasAdd(apart, bb, n, c, hw)
+			f(apart)
+			got, want := down(t, b, fused), down(t, b, apart)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s, activation %d: value %d is %v fused, %v apart", b.Name(), act, i, got[i], want[i])
+				}
+			}
+		}
+		b.BiasAct(alloc(t, b, y), bb, n, c, hw, backend.Activation(9), 0.2)
+		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "activation") {
+			t.Fatalf("unknown activation: %v", err)
+		}
+	}
+}
+
 // fdCheck compares an analytic gradient with central differences of the
 // scalar function f at x, all in float64.
 func fdCheck(t *testing.T, name string, x []float64, grad []float64, f func(x []float64) float64) {

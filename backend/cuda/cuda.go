@@ -540,6 +540,18 @@ func (b *Backend) BiasAdd(y, bias backend.Buf, n, c, hw int) {
 	}
 }
 
+// BiasAct sets y to act(y + bias[ch]) in one kernel.
+func (b *Backend) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Activation, slope float32) {
+	if b.err != nil {
+		return
+	}
+	yp, _ := b.ptr("BiasAct", "y", y, n*c*hw)
+	bp, _ := b.ptr("BiasAct", "b", bias, c)
+	if b.err == nil {
+		b.fail("BiasAct", b.k.BiasAct(b.stream, yp, bp, n, c, hw, int(act), slope))
+	}
+}
+
 // BiasGrad sums dy over n and hw into db.
 func (b *Backend) BiasGrad(dy, db backend.Buf, n, c, hw int, beta float32) {
 	if b.err != nil {
