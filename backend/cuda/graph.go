@@ -169,12 +169,16 @@ func (s *stepper) begin() error {
 // add records e, or queues it when no step is being recorded.
 func (s *stepper) add(e *entry) error {
 	if !s.rec {
-		return s.d.run(e)
+		return s.runNow(*e)
 	}
 	s.tape = append(s.tape, *e)
 	s.hash = mixEntry(s.hash, e)
 	return nil
 }
+
+// runNow issues a copy of an entry, so that add's argument does not
+// escape (recording a step then allocates nothing per operation).
+func (s *stepper) runNow(e entry) error { return s.d.run(&e) }
 
 // arg places data in device memory where the next operation finds it: in
 // the arena while recording, else wherever the driver puts it.

@@ -372,3 +372,61 @@ func TestStepperNestedBegin(t *testing.T) {
 		t.Fatal("BeginStep inside a step accepted")
 	}
 }
+
+// nopDevice does nothing: it isolates the host cost of the stepper.
+type nopDevice struct{}
+
+func (nopDevice) run(*entry) error                      { return nil }
+func (nopDevice) uploadArena(h, n int) error            { return nil }
+func (nopDevice) eagerArg([]byte) (cu.DevicePtr, error) { return fakeSlots, nil }
+func (nopDevice) beginCapture() error                   { return nil }
+func (nopDevice) endCapture() (cu.GraphExec, error)     { return 1, nil }
+func (nopDevice) abortCapture()                         {}
+func (nopDevice) launch(cu.GraphExec) error             { return nil }
+func (nopDevice) destroy(cu.GraphExec)                  {}
+func (nopDevice) markHalf(int) error                    { return nil }
+func (nopDevice) waitHalf(int) error                    { return nil }
+
+// BenchmarkStepperReplay measures what recording and matching one PAD-sized
+// step (300 operations with 8 arguments each, 10 arena arguments) costs the
+// host when its graph is replayed: the time the host needs per iteration
+// to keep the GPU fed.
+func BenchmarkStepperReplay(b *testing.B) {
+	host := [2][]byte{make([]byte, 1<<16), make([]byte, 1<<16)}
+	s := newStepper(nopDevice{}, true, host, [2]cu.DevicePtr{fakeArena, fakeArena + 1<<16})
+	key := make([]byte, 32)
+	step := func() {
+		if err := s.begin(); err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < 300; i++ {
+			e := entry{kind: opLaunch, fn: cu.Function(i%40 + 1), grid: [3]uint32{64, 1, 1}, block: [3]uint32{256, 1, 1}, nargs: 8}
+			for j := range 8 {
+				e.args[j] = uint64(0x7f0000000000 + i*4096 + j)
+			}
+			if i%30 == 0 {
+				p, err := s.arg(key)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.args[0] = uint64(p)
+			}
+			if err := s.add(&e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.end(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step()
+	step()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		step()
+	}
+	b.StopTimer()
+	if st := s.graphStats(); st.Captures != 2 {
+		b.Fatalf("stats %+v", st)
+	}
+}
