@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // Headers declaring more pixels than the file can hold are refused before
@@ -34,7 +36,7 @@ func TestFolderImageSizeBound(t *testing.T) {
 	for _, wh := range [][2]uint32{{5000, 5000}, {1 << 12, 1 << 12}, {1 << 20, 2}} {
 		b := declaredPNG(small.Bytes(), wh[0], wh[1])
 		var err error
-		alloc := heapAllocated(func() { err = decode("forged.png", b) })
+		alloc := testkit.HeapAllocated(func() { err = decode("forged.png", b) })
 		if err == nil || !strings.Contains(err.Error(), "more than a file of") {
 			t.Errorf("%v declared in %d bytes: %v", wh, len(b), err)
 		}

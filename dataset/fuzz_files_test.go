@@ -4,7 +4,7 @@ package dataset
 // same paths `pad train` uses: CIFAR-10 batch files, single images of a
 // folder set, a folder set holding one fuzzed image, and IDX files on disk.
 // Besides never panicking, every reader must name the file in its errors
-// and allocate no more than its input justifies: heapAllocated measures
+// and allocate no more than its input justifies: testkit.HeapAllocated measures
 // the bytes allocated while it runs (large allocations are counted
 // exactly, which is what matters here).
 
@@ -20,35 +20,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
-
-var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-
-// heapAllocated returns the bytes allocated on the heap while f ran.
-func heapAllocated(f func()) uint64 {
-	metrics.Read(allocSample)
-	before := allocSample[0].Value.Uint64()
-	f()
-	metrics.Read(allocSample)
-	return allocSample[0].Value.Uint64() - before
-}
-
-// scratchDir returns a directory for the files of one fuzzing process,
-// removed when the target ends: on tmpfs (/dev/shm) where there is one, as
-// creating files on a disk can take milliseconds, which would cap a target
-// at a few hundred inputs a second.
-func scratchDir(f *testing.F) string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "pad-fuzz-"); err == nil {
-			f.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return f.TempDir()
-}
 
 // writeOrRemove writes b to path, or removes path when b is nil.
 func writeOrRemove(t *testing.T, path string, b []byte) {
@@ -83,7 +59,7 @@ func FuzzLoadCIFAR10(f *testing.F) {
 	f.Add(bad, []byte("a\nb\n"))
 	f.Add(cifarBytes(2, 1)[:100], []byte(nil))
 	f.Add([]byte{}, []byte("\n\n"))
-	dir := scratchDir(f)
+	dir := testkit.ScratchDir(f)
 	f.Fuzz(func(t *testing.T, batch, meta []byte) {
 		batchPath := filepath.Join(dir, "test_batch.bin")
 		writeOrRemove(t, batchPath, append([]byte{}, batch...))
@@ -93,7 +69,7 @@ func FuzzLoadCIFAR10(f *testing.F) {
 		writeOrRemove(t, filepath.Join(dir, cifarMeta), meta)
 		var s *Set
 		var err error
-		alloc := heapAllocated(func() { s, err = Load("cifar10", dir, false) })
+		alloc := testkit.HeapAllocated(func() { s, err = Load("cifar10", dir, false) })
 		checkAlloc(t, "cifar10", alloc, len(batch)+len(meta), 2, 1<<20)
 		if err != nil {
 			if !strings.Contains(err.Error(), dir) {
@@ -177,14 +153,14 @@ func FuzzDecodeFolderImage(f *testing.F) {
 	for _, b := range folderSeeds(f) {
 		f.Add(b)
 	}
-	path := filepath.Join(scratchDir(f), "img.png")
+	path := filepath.Join(testkit.ScratchDir(f), "img.png")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		writeOrRemove(t, path, append([]byte{}, b...))
 		dst := make([]byte, 3*Size*Size)
 		var rc resizerCache
 		var planes []byte
 		var err error
-		alloc := heapAllocated(func() { _, err = decodeFolderImage(path, dst, &rc, &planes) })
+		alloc := testkit.HeapAllocated(func() { _, err = decodeFolderImage(path, dst, &rc, &planes) })
 		// A PNG stores at least 1 bit per pixel, deflated at most 1032:1;
 		// a JPEG at least 1 bit per 8×8 block: at most 8256 pixels per
 		// byte, and a decoded pixel takes at most 8 bytes (RGBA64), plus 3
@@ -207,7 +183,7 @@ func FuzzLoadFolder(f *testing.F) {
 	if err := png.Encode(&good, grayImage(28, 28, 5)); err != nil {
 		f.Fatal(err)
 	}
-	root := scratchDir(f)
+	root := testkit.ScratchDir(f)
 	for _, d := range []string{"a", "b"} {
 		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
 			f.Fatal(err)
@@ -225,7 +201,7 @@ func FuzzLoadFolder(f *testing.F) {
 		writeOrRemove(t, path, append([]byte{}, b...))
 		var s *Set
 		var err error
-		alloc := heapAllocated(func() { s, err = LoadFolder(root) })
+		alloc := testkit.HeapAllocated(func() { s, err = LoadFolder(root) })
 		checkAlloc(t, "folder", alloc, len(b)+good.Len(), 8256*11, 1<<20)
 		if err != nil {
 			if !strings.Contains(err.Error(), path) {
@@ -264,13 +240,13 @@ func FuzzLoadIDXFiles(f *testing.F) {
 	f.Add(idxBytes(3, 1, 1, []byte{1, 2, 3}), idxBytes(3, 0, 0, []byte{0, 1, 2}))
 	f.Add(idxBytes(1<<20, 1, 1, nil), gz(idxBytes(1<<20, 0, 0, nil)))
 	f.Add(gz(idxBytes(9000, 1, 1, make([]byte, 9000))), gz(idxBytes(9000, 0, 0, make([]byte, 9000))))
-	dir := scratchDir(f)
+	dir := testkit.ScratchDir(f)
 	f.Fuzz(func(t *testing.T, img, lab []byte) {
 		writeOrRemove(t, filepath.Join(dir, "train-images-idx3-ubyte"), append([]byte{}, img...))
 		writeOrRemove(t, filepath.Join(dir, "train-labels-idx1-ubyte"), append([]byte{}, lab...))
 		var s *Set
 		var err error
-		alloc := heapAllocated(func() { s, err = Load("mnist", dir, true) })
+		alloc := testkit.HeapAllocated(func() { s, err = Load("mnist", dir, true) })
 		// What is read may be allocated before it is read, up to what the
 		// compressed size can hold (1032:1), and a 1×1 image becomes a
 		// 32×32 one: 1024 bytes per byte of data.

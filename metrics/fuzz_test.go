@@ -5,35 +5,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
-
-var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-
-// heapAllocated returns the bytes allocated on the heap while f ran (large
-// allocations are counted exactly).
-func heapAllocated(f func()) uint64 {
-	metrics.Read(allocSample)
-	before := allocSample[0].Value.Uint64()
-	f()
-	metrics.Read(allocSample)
-	return allocSample[0].Value.Uint64() - before
-}
-
-// scratchDir returns a directory for the files of one fuzzing process: on
-// tmpfs where there is one, as creating files on a disk can take
-// milliseconds.
-func scratchDir(f *testing.F) string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "pad-fuzz-"); err == nil {
-			f.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return f.TempDir()
-}
 
 // sameMeasure compares two optional measures bit for bit, NaNs being equal.
 func sameMeasure(a, b *float64) bool {
@@ -71,12 +47,12 @@ func FuzzReadMetrics(f *testing.F) {
 	f.Add([]byte(`{"kind":"train","iter":1e400}` + "\n"))
 	f.Add([]byte(`{"kind":"train","wake_rec":"Infinity","kl":null,"x":[1,2]}` + "\n[]\n"))
 	f.Add([]byte("{}\n{}\n{}"))
-	path := filepath.Join(scratchDir(f), FileName)
+	path := filepath.Join(testkit.ScratchDir(f), FileName)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var recs []Record
 		var skipped int
 		var err error
-		alloc := heapAllocated(func() { recs, skipped, err = Read(bytes.NewReader(b), "fuzz.jsonl") })
+		alloc := testkit.HeapAllocated(func() { recs, skipped, err = Read(bytes.NewReader(b), "fuzz.jsonl") })
 		if limit := 1024*uint64(len(b)) + 1<<20; alloc > limit {
 			t.Fatalf("%d bytes made Read allocate %d bytes", len(b), alloc)
 		}

@@ -4,27 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strings"
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/safetensors"
+	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/model"
 )
-
-var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-
-// heapAllocated returns the bytes allocated on the heap while f ran (large
-// allocations are counted exactly).
-func heapAllocated(f func()) uint64 {
-	metrics.Read(allocSample)
-	before := allocSample[0].Value.Uint64()
-	f()
-	metrics.Read(allocSample)
-	return allocSample[0].Value.Uint64() - before
-}
 
 // fuzzSpec is the model the fuzzed checkpoints are loaded into.
 var fuzzSpec = model.Spec{C: 1, NF: 2, NZ: 4, Batch: 2}
@@ -121,14 +109,14 @@ func FuzzReadCheckpoint(f *testing.F) {
 	} else {
 		f.Add(b)
 	}
-	path := filepath.Join(scratchDir(f), CheckpointName)
+	path := filepath.Join(testkit.ScratchDir(f), CheckpointName)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		var c *Checkpoint
 		var err error
-		alloc := heapAllocated(func() { c, err = ReadCheckpoint(path) })
+		alloc := testkit.HeapAllocated(func() { c, err = ReadCheckpoint(path) })
 		if limit := 64*uint64(len(b)) + 4<<20; alloc > limit {
 			t.Fatalf("a %d-byte file made ReadCheckpoint allocate %d bytes", len(b), alloc)
 		}
@@ -158,17 +146,4 @@ func FuzzReadCheckpoint(f *testing.F) {
 			}
 		}
 	})
-}
-
-// scratchDir returns a directory for the files of one fuzzing process: on
-// tmpfs where there is one, as creating files on a disk can take
-// milliseconds.
-func scratchDir(f *testing.F) string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if dir, err := os.MkdirTemp("/dev/shm", "pad-fuzz-"); err == nil {
-			f.Cleanup(func() { os.RemoveAll(dir) })
-			return dir
-		}
-	}
-	return f.TempDir()
 }

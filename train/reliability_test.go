@@ -28,6 +28,7 @@ import (
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/safetensors"
+	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/metrics"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -364,25 +365,6 @@ func TestFreshStartSetsAsideOrphanMetrics(t *testing.T) {
 	}
 }
 
-// failAfter passes n bytes through, then fails every write, as a disk that
-// fills up does.
-type failAfter struct {
-	w io.Writer
-	n int
-}
-
-var errDiskFull = errors.New("injected: no space left on device")
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) <= f.n {
-		f.n -= len(p)
-		return f.w.Write(p)
-	}
-	k, _ := f.w.Write(p[:f.n])
-	f.n = 0
-	return k, errDiskFull
-}
-
 // A checkpoint write that fails midway stops the run with an error naming
 // the checkpoint and the cause; the previous checkpoint is untouched and
 // loads, no temporary file is left, and resuming later completes the run
@@ -401,10 +383,10 @@ func TestCheckpointWriteFailsMidway(t *testing.T) {
 	}
 	t.Cleanup(func() { wrapCheckpointFile = nil })
 	for _, n := range []int{0, 7, 100, len(good) / 2, len(good) - 1} {
-		wrapCheckpointFile = func(w io.Writer) io.Writer { return &failAfter{w: w, n: n} }
+		wrapCheckpointFile = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, N: n} }
 		_, err := runOne(t, cfg, dir, true, context.Background(), nil, ProgressNone)
 		wrapCheckpointFile = nil
-		if !errors.Is(err, errDiskFull) {
+		if !errors.Is(err, testkit.ErrDiskFull) {
 			t.Fatalf("failing after %d bytes: %v, want the injected error", n, err)
 		}
 		for _, want := range []string{"checkpoint " + path, "no space left on device", "previous checkpoint is unchanged"} {

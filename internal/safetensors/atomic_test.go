@@ -8,25 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
-
-// failAfter passes through n bytes, then fails every write.
-type failAfter struct {
-	w io.Writer
-	n int
-}
-
-var errInjected = errors.New("injected write failure")
-
-func (f *failAfter) Write(p []byte) (int, error) {
-	if len(p) <= f.n {
-		f.n -= len(p)
-		return f.w.Write(p)
-	}
-	k, _ := f.w.Write(p[:f.n])
-	f.n = 0
-	return k, errInjected
-}
 
 func bigWriter(t *testing.T, fill float32) *Writer {
 	t.Helper()
@@ -79,10 +63,10 @@ func TestWriteFileAtomic(t *testing.T) {
 
 	// A write that fails midway leaves the old file intact and no temp file.
 	for _, n := range []int{0, 5, 100, 1 << 20, 1<<21 - 10} {
-		wrapTempWriter = func(w io.Writer) io.Writer { return &failAfter{w: w, n: n} }
+		wrapTempWriter = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, N: n} }
 		err := WriteFileAtomic(path, bigWriter(t, 2))
 		wrapTempWriter = func(w io.Writer) io.Writer { return w }
-		if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "writing "+path) {
+		if !errors.Is(err, testkit.ErrDiskFull) || !strings.Contains(err.Error(), "writing "+path) {
 			t.Errorf("failing after %d bytes: err = %v", n, err)
 		}
 		got, rerr := os.ReadFile(path)

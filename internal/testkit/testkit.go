@@ -1,0 +1,58 @@
+// Package testkit holds helpers that tests of several packages share: heap
+// accounting for allocation checks, scratch directories for fuzz targets,
+// and a writer that fails like a full disk.
+package testkit
+
+import (
+	"errors"
+	"io"
+	"os"
+	"runtime/metrics"
+	"testing"
+)
+
+var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+
+// HeapAllocated returns the bytes allocated on the heap while f ran (large
+// allocations are counted exactly).
+func HeapAllocated(f func()) uint64 {
+	metrics.Read(allocSample)
+	before := allocSample[0].Value.Uint64()
+	f()
+	metrics.Read(allocSample)
+	return allocSample[0].Value.Uint64() - before
+}
+
+// ScratchDir returns a directory for the files of one fuzzing process,
+// removed when the target ends: on tmpfs (/dev/shm) where there is one, as
+// creating files on a disk can take milliseconds, which would cap a target
+// at a few hundred inputs a second.
+func ScratchDir(f *testing.F) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "pad-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
+// ErrDiskFull is the error FailAfter injects.
+var ErrDiskFull = errors.New("injected: no space left on device")
+
+// FailAfter passes N bytes through to W, then fails every write with
+// ErrDiskFull, as a disk that fills up does.
+type FailAfter struct {
+	W io.Writer
+	N int
+}
+
+func (f *FailAfter) Write(p []byte) (int, error) {
+	if len(p) <= f.N {
+		f.N -= len(p)
+		return f.W.Write(p)
+	}
+	k, _ := f.W.Write(p[:f.N])
+	f.N = 0
+	return k, ErrDiskFull
+}
