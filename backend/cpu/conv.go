@@ -226,16 +226,16 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 		b.fail("BiasAct: unknown activation %d", act)
 		return
 	}
+	if act == backend.ActNone {
+		b.BiasAdd(y, bias, n, c, hw)
+		return
+	}
 	s := T(slope)
 	for i := 0; i < n; i++ {
 		for ch := 0; ch < c; ch++ {
 			p := yd[(i*c+ch)*hw : (i*c+ch+1)*hw]
 			v := bd[ch]
 			switch act {
-			case backend.ActNone:
-				for j := range p {
-					p[j] += v
-				}
 			case backend.ActLeakyReLU:
 				for j := range p {
 					x := p[j] + v

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/cu"
@@ -210,7 +211,7 @@ func (b *Backend) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, be
 		}
 		p.bdOK = true
 	}
-	b.fail("ConvBackwardData", b.steps.add(&entry{kind: opConvBwdData, plan: p, p: [3]cu.DevicePtr{dyp, wp, dxp}, v: f32bits(beta)}))
+	b.fail("ConvBackwardData", b.steps.add(&entry{kind: opConvBwdData, plan: p, p: [3]cu.DevicePtr{dyp, wp, dxp}, v: math.Float32bits(beta)}))
 }
 
 // ConvBackwardFilter computes dw = Σ dy ⋆ x + beta·dw.
@@ -241,7 +242,7 @@ func (b *Backend) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, 
 		}
 		p.bfOK = true
 	}
-	b.fail("ConvBackwardFilter", b.steps.add(&entry{kind: opConvBwdFilter, plan: p, p: [3]cu.DevicePtr{xp, dyp, dwp}, v: f32bits(beta)}))
+	b.fail("ConvBackwardFilter", b.steps.add(&entry{kind: opConvBwdFilter, plan: p, p: [3]cu.DevicePtr{xp, dyp, dwp}, v: math.Float32bits(beta)}))
 }
 
 // withScratch runs fn with temporary device buffers of the given byte

@@ -12,6 +12,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 
@@ -58,19 +59,11 @@ type Backend struct {
 	args      argRing
 	adamTable [adamMaxSegs]kernels.AdamSeg
 
-	steps    *stepper
-	arena    [2]unsafe.Pointer // pinned halves of the argument arena
-	arenaDev cu.DevicePtr
-	arenaEv  [2]cu.Event
-	arenaUse [2]bool
+	steps *stepper
+	arena argArena
 
 	copy copier // the copy stream of UploadAsync
 }
-
-// arenaHalf is the size of each half of the argument arena: enough for the
-// keys and Adam tables of a step and for a few mini-batches uploaded
-// inside one.
-const arenaHalf = 4 << 20
 
 // ErrUnavailable matches the errors New returns when no GPU can be used
 // (no driver, no device, a library missing): --device auto falls back to
@@ -147,22 +140,10 @@ func New(o Options) (*Backend, error) {
 	if err := b.copy.init(); err != nil {
 		return nil, err
 	}
-	var host [2][]byte
-	var dev [2]cu.DevicePtr
-	if b.arenaDev, err = b.rawAlloc(2 * arenaHalf); err != nil {
+	if err := b.arena.init(b); err != nil {
 		return nil, err
 	}
-	for i := range b.arena {
-		if b.arena[i], err = cu.MemHostAlloc(arenaHalf, 0); err != nil {
-			return nil, err
-		}
-		if b.arenaEv[i], err = cu.EventCreate(cu.EventDisableTiming); err != nil {
-			return nil, err
-		}
-		host[i] = unsafe.Slice((*byte)(b.arena[i]), arenaHalf)
-		dev[i] = b.arenaDev.Offset(i * arenaHalf)
-	}
-	b.steps = newStepper(b, !o.NoGraphs, host, dev)
+	b.steps = newStepper(b, !o.NoGraphs, b.arena.hostHalves(), b.arena.devHalves())
 	b.k.SetLauncher(b.launchKernel)
 	if !o.NoGraphs {
 		b.name = b.name[:len(b.name)-1] + ", graphs)"
@@ -350,7 +331,7 @@ func (b *Backend) Fill(dst backend.Buf, v float32) {
 	if p == 0 || n == 0 {
 		return
 	}
-	b.fail("Fill", b.steps.add(&entry{kind: opMemset, p: [3]cu.DevicePtr{p}, n: n, v: f32bits(v)}))
+	b.fail("Fill", b.steps.add(&entry{kind: opMemset, p: [3]cu.DevicePtr{p}, n: n, v: math.Float32bits(v)}))
 }
 
 // Sync waits for the queued work and returns the first error.
@@ -383,16 +364,7 @@ func (b *Backend) Close() error {
 	}
 	b.args.close()
 	b.copy.close()
-	for i := range b.arena {
-		if b.arena[i] != nil {
-			cu.MemFreeHost(b.arena[i])
-			b.arena[i] = nil
-		}
-		if b.arenaEv[i] != 0 {
-			b.arenaEv[i].Destroy()
-			b.arenaEv[i] = 0
-		}
-	}
+	b.arena.close()
 	for p := range b.allocs {
 		b.rawFree(p)
 	}
@@ -696,5 +668,3 @@ func (b *Backend) key(k rng.Key) cu.DevicePtr {
 	}
 	return p
 }
-
-func f32bits(v float32) uint32 { return *(*uint32)(unsafe.Pointer(&v)) }

@@ -222,8 +222,17 @@ func (s *stepper) flush() error {
 	return s.issue()
 }
 
-// issue queues the arena copy and the tape.
+// issue queues the step directly: the arena copy and the tape.
 func (s *stepper) issue() error {
+	if err := s.queueTape(); err != nil {
+		return err
+	}
+	return s.d.markHalf(s.half)
+}
+
+// queueTape queues the arena copy and then every recorded entry (directly
+// or into the graph being captured).
+func (s *stepper) queueTape() error {
 	if err := s.d.uploadArena(s.half, s.used); err != nil {
 		return err
 	}
@@ -232,7 +241,7 @@ func (s *stepper) issue() error {
 			return err
 		}
 	}
-	return s.d.markHalf(s.half)
+	return nil
 }
 
 // end finishes a step: replay a graph captured from the same tape, or
@@ -276,15 +285,9 @@ func (s *stepper) capture() (cu.GraphExec, error) {
 	if err := s.d.beginCapture(); err != nil {
 		return 0, err
 	}
-	if err := s.d.uploadArena(s.half, s.used); err != nil {
+	if err := s.queueTape(); err != nil {
 		s.d.abortCapture()
 		return 0, err
-	}
-	for i := range s.tape {
-		if err := s.d.run(&s.tape[i]); err != nil {
-			s.d.abortCapture()
-			return 0, err
-		}
 	}
 	return s.d.endCapture()
 }

@@ -3,6 +3,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/pad-dreaming/pad/backend"
@@ -66,7 +67,7 @@ func (b *Backend) launchKernel(f cu.Function, grid, block [3]uint32, s cu.Stream
 		return cu.LaunchKernelArgs(f, grid, block, 0, s, a)
 	}
 	if a.Len() > cu.MaxKernelArgs {
-		return cu.LaunchKernelArgs(f, grid, block, 0, s, a) // reports the error
+		return fmt.Errorf("%d kernel arguments, at most %d", a.Len(), cu.MaxKernelArgs)
 	}
 	e := entry{kind: opLaunch, fn: f, grid: grid, block: block, nargs: a.Len()}
 	copy(e.args[:], a.Values())
@@ -92,10 +93,10 @@ func (b *Backend) run(e *entry) error {
 		return b.dnn.ConvForward(1, p.x, e.p[0], p.w, e.p[1], p.fwdDesc, p.fwd, b.ws, b.wsSize, 0, p.y, e.p[2])
 	case opConvBwdData:
 		p := e.plan
-		return b.dnn.ConvBackwardData(1, p.w, e.p[1], p.y, e.p[0], p.bdDesc, p.bd, b.ws, b.wsSize, f32frombits(e.v), p.x, e.p[2])
+		return b.dnn.ConvBackwardData(1, p.w, e.p[1], p.y, e.p[0], p.bdDesc, p.bd, b.ws, b.wsSize, math.Float32frombits(e.v), p.x, e.p[2])
 	case opConvBwdFilter:
 		p := e.plan
-		return b.dnn.ConvBackwardFilter(1, p.x, e.p[0], p.y, e.p[1], p.bfDesc, p.bf, b.ws, b.wsSize, f32frombits(e.v), p.w, e.p[2])
+		return b.dnn.ConvBackwardFilter(1, p.x, e.p[0], p.y, e.p[1], p.bfDesc, p.bf, b.ws, b.wsSize, math.Float32frombits(e.v), p.w, e.p[2])
 	}
 	return errUnknownEntry
 }
@@ -106,7 +107,7 @@ func (b *Backend) uploadArena(h, n int) error {
 	if n == 0 {
 		return nil
 	}
-	return cu.MemcpyHtoDAsync(b.arenaDev.Offset(h*arenaHalf), b.arena[h], n, b.stream)
+	return cu.MemcpyHtoDAsync(b.arena.dev.Offset(h*arenaHalf), b.arena.host[h], n, b.stream)
 }
 
 func (b *Backend) eagerArg(data []byte) (cu.DevicePtr, error) { return b.args.put(b.stream, data) }
@@ -135,15 +136,67 @@ func (b *Backend) launch(g cu.GraphExec) error { return cu.GraphLaunch(g, b.stre
 func (b *Backend) destroy(g cu.GraphExec) { cu.GraphExecDestroy(g) }
 
 func (b *Backend) markHalf(h int) error {
-	b.arenaUse[h] = true
-	return b.arenaEv[h].Record(b.stream)
+	b.arena.used[h] = true
+	return b.arena.ev[h].Record(b.stream)
 }
 
 func (b *Backend) waitHalf(h int) error {
-	if !b.arenaUse[h] {
+	if !b.arena.used[h] {
 		return nil
 	}
-	return b.arenaEv[h].Synchronize()
+	return b.arena.ev[h].Synchronize()
 }
 
-func f32frombits(v uint32) float32 { return *(*float32)(unsafe.Pointer(&v)) }
+// arenaHalf is the size of each half of the argument arena: enough for the
+// keys and Adam tables of a step and for a few mini-batches uploaded
+// inside one.
+const arenaHalf = 4 << 20
+
+// argArena is the memory behind the stepper's arena: two pinned host
+// halves, their device twin, and an event per half marking the last work
+// that read it.
+type argArena struct {
+	host [2]unsafe.Pointer
+	dev  cu.DevicePtr
+	ev   [2]cu.Event
+	used [2]bool
+}
+
+func (a *argArena) init(b *Backend) error {
+	var err error
+	if a.dev, err = b.rawAlloc(2 * arenaHalf); err != nil {
+		return err
+	}
+	for i := range a.host {
+		if a.host[i], err = cu.MemHostAlloc(arenaHalf, 0); err != nil {
+			return err
+		}
+		if a.ev[i], err = cu.EventCreate(cu.EventDisableTiming); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *argArena) hostHalves() [2][]byte {
+	return [2][]byte{unsafe.Slice((*byte)(a.host[0]), arenaHalf), unsafe.Slice((*byte)(a.host[1]), arenaHalf)}
+}
+
+func (a *argArena) devHalves() [2]cu.DevicePtr {
+	return [2]cu.DevicePtr{a.dev, a.dev.Offset(arenaHalf)}
+}
+
+// close frees the host halves and events; the device twin goes with the
+// backend's other allocations.
+func (a *argArena) close() {
+	for i := range a.host {
+		if a.host[i] != nil {
+			cu.MemFreeHost(a.host[i])
+			a.host[i] = nil
+		}
+		if a.ev[i] != 0 {
+			a.ev[i].Destroy()
+			a.ev[i] = 0
+		}
+	}
+}
