@@ -140,10 +140,15 @@ func New(o Options) (*Backend, error) {
 	if err := b.copy.init(); err != nil {
 		return nil, err
 	}
-	if err := b.arena.init(b); err != nil {
-		return nil, err
+	var host [2][]byte
+	var dev [2]cu.DevicePtr
+	if !o.NoGraphs { // the arena serves recorded steps only
+		if err := b.arena.init(b); err != nil {
+			return nil, err
+		}
+		host, dev = b.arena.hostHalves(), b.arena.devHalves()
 	}
-	b.steps = newStepper(b, !o.NoGraphs, b.arena.hostHalves(), b.arena.devHalves())
+	b.steps = newStepper(b, !o.NoGraphs, host, dev)
 	b.k.SetLauncher(b.launchKernel)
 	if !o.NoGraphs {
 		b.name = b.name[:len(b.name)-1] + ", graphs)"
