@@ -168,3 +168,17 @@ type Streamer interface {
 	// (Sync, or a Download after it).
 	UploadAsync(dst Buf, src []float32, after Fence)
 }
+
+// AsyncReader is implemented by backends whose downloads can run behind
+// the host (the CUDA backend), so that the host queues the next iteration
+// before it waits for the numbers of the last one.
+type AsyncReader interface {
+	// DownloadAsync copies src to dst (len(dst) == src.Len(); host memory
+	// from Streamer.HostBuffer) once the work queued so far is done, and
+	// returns a fence that marks the copy. dst holds the values only
+	// after Wait on that fence.
+	DownloadAsync(dst []float32, src Buf) Fence
+	// Wait blocks until the work marked by f is done and returns the
+	// backend's first error.
+	Wait(f Fence) error
+}

@@ -62,6 +62,7 @@ type PAD struct {
 	stats backend.Buf // NumStats values
 	statV []backend.Buf
 	host  []float32
+	queue statQueue // QueueStats
 
 	// OnPhase, if set, is called after each phase of Cycle with its name
 	// ("wake", "nrem", "rem"); benchmarks use it to time the phases.

@@ -30,7 +30,7 @@ func newFeeder(b backend.Backend, set *dataset.Set, batch int, seed uint64, n in
 	var hostErr error
 	if s, ok := b.(backend.Streamer); ok {
 		f.s = s
-		opts = append(opts, dataset.WithPrefetch(4), dataset.WithBuffers(func(n int) []float32 {
+		opts = append(opts, dataset.WithPrefetch(6), dataset.WithBuffers(func(n int) []float32 {
 			buf, err := s.HostBuffer(n)
 			if err != nil && hostErr == nil {
 				hostErr = err
@@ -127,16 +127,24 @@ func (f *feeder) queued(epoch, index int, prefetch bool) error {
 	return nil
 }
 
-// settled is called after the device finished the current iteration (its
-// stats were downloaded): the current batch's copy is done, so its host
-// buffer goes back to the loader.
-func (f *feeder) settled() {
+// settled is called after the device finished all but the last pending
+// iterations queued (their stats were downloaded): the copies of the
+// batches of the finished ones are done, so their host buffers go back to
+// the loader. pending is 0 or 1: the trainer waits for an iteration's
+// numbers at the latest after queueing the next one.
+func (f *feeder) settled(pending int) {
 	if f.s == nil {
 		return
 	}
-	if b := f.held[f.cur]; b != nil {
-		f.loader.Release(b)
-		f.held[f.cur] = nil
+	slots := []int{f.cur, 1 - f.cur}
+	if pending > 0 {
+		slots = slots[1:]
+	}
+	for _, i := range slots {
+		if b := f.held[i]; b != nil {
+			f.loader.Release(b)
+			f.held[i] = nil
+		}
 	}
 }
 

@@ -3,12 +3,15 @@ package train
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/dataset"
+	"github.com/pad-dreaming/pad/metrics"
+	"github.com/pad-dreaming/pad/phases"
 )
 
 // streamCPU is the CPU backend posing as a backend.Streamer: it logs each
@@ -16,10 +19,11 @@ import (
 // fence is already done).
 type streamCPU struct {
 	*cpu.Backend[float32]
-	fences  int
+	fences  int // Fence calls
+	seq     int // fences handed out (Fence and DownloadAsync)
 	uploads []upload
 	hostN   int
-	onFence func(n int) // called with each fence's number
+	onFence func(n int) // called with each Fence call's number
 }
 
 type upload struct {
@@ -34,10 +38,11 @@ func (s *streamCPU) HostBuffer(n int) ([]float32, error) {
 
 func (s *streamCPU) Fence() backend.Fence {
 	s.fences++
+	s.seq++
 	if s.onFence != nil {
 		s.onFence(s.fences)
 	}
-	return backend.Fence(s.fences)
+	return backend.Fence(s.seq)
 }
 
 func (s *streamCPU) UploadAsync(dst backend.Buf, src []float32, after backend.Fence) {
@@ -45,18 +50,70 @@ func (s *streamCPU) UploadAsync(dst backend.Buf, src []float32, after backend.Fe
 	s.Upload(dst, src)
 }
 
+// asyncCPU is a streamCPU that also downloads behind the host
+// (backend.AsyncReader). It takes the values at DownloadAsync, as the
+// device's stream order would, but fills NaN into dst until the Wait on
+// its fence, so that a read before the wait shows.
+type asyncCPU struct {
+	*streamCPU
+	reads  []read
+	lagged int // Waits on a fence older than the newest download
+	poison int // the download (from 1) whose KL is made infinite; 0: none
+	n      int // downloads so far
+}
+
+type read struct {
+	dst   []float32
+	vals  []float32
+	fence backend.Fence
+}
+
+func (s *asyncCPU) DownloadAsync(dst []float32, src backend.Buf) backend.Fence {
+	vals := make([]float32, len(dst))
+	s.Download(vals, src)
+	if s.n++; s.n == s.poison {
+		vals[phases.StatKL] = float32(math.Inf(1))
+	}
+	for i := range dst {
+		dst[i] = float32(math.NaN())
+	}
+	s.seq++
+	f := backend.Fence(s.seq)
+	s.reads = append(s.reads, read{dst: dst, vals: vals, fence: f})
+	return f
+}
+
+func (s *asyncCPU) Wait(f backend.Fence) error {
+	if len(s.reads) > 0 && s.reads[len(s.reads)-1].fence > f {
+		s.lagged++
+	}
+	keep := s.reads[:0]
+	for _, r := range s.reads {
+		if r.fence <= f {
+			copy(r.dst, r.vals)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	s.reads = keep
+	return s.Err()
+}
+
 func TestStreamedTrainingMatchesPlainUploads(t *testing.T) {
 	base := t.TempDir()
 	plain, streamed := filepath.Join(base, "plain"), filepath.Join(base, "streamed")
-	if _, err := run(t, tiny(t), plain, false, context.Background()); err != nil {
+	// Log lines every 5 iterations, so that most iterations' numbers are
+	// read late on the streaming backend.
+	sets := []string{"train.log_every=5", "train.checkpoint_every=0"}
+	if _, err := run(t, tiny(t, sets...), plain, false, context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	s := &streamCPU{Backend: cpu.New(2)}
+	s := &asyncCPU{streamCPU: &streamCPU{Backend: cpu.New(2)}}
 	// In parts, all but the last on the same trainer: stopping at max_iters
 	// fetches nothing ahead; an interrupt that arrives while the next batch
 	// is being copied (here: during iteration 8, of 10 per epoch) must give
 	// that batch back for the next Run; a resumed trainer starts afresh.
-	tr, err := New(Options{Config: tiny(t, "train.max_iters=7"), Dir: streamed, Backend: s, Progress: ProgressNone})
+	tr, err := New(Options{Config: tiny(t, append(sets, "train.max_iters=7")...), Dir: streamed, Backend: s, Progress: ProgressNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +139,7 @@ func TestStreamedTrainingMatchesPlainUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.Close()
-	tr, err = New(Options{Config: tiny(t), Dir: streamed, Resume: true, Backend: s, Progress: ProgressNone})
+	tr, err = New(Options{Config: tiny(t, sets...), Dir: streamed, Resume: true, Backend: s, Progress: ProgressNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +147,12 @@ func TestStreamedTrainingMatchesPlainUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.Close()
-	a, b := trainRecords(t, plain), trainRecords(t, streamed)
-	if len(a) != 20 || len(b) != 20 {
-		t.Fatalf("records: plain %d, streamed %d", len(a), len(b))
+	a, b := recordsOf(t, plain, metrics.KindTrain, metrics.KindEpoch), recordsOf(t, streamed, metrics.KindTrain, metrics.KindEpoch)
+	if len(a) != 6 {
+		t.Fatalf("the plain run wrote %d train and epoch records, want 6", len(a))
 	}
-	for i := range a {
-		if *a[i].WakeRec != *b[i].WakeRec || *a[i].NREMRec != *b[i].NREMRec || *a[i].GLoss != *b[i].GLoss {
-			t.Fatalf("iteration %d differs:\nplain    %+v\nstreamed %+v", a[i].Iter, a[i], b[i])
-		}
-	}
+	sameRecords(t, "streamed run", a, b)
+	sameCheckpoint(t, plain, streamed)
 	if s.hostN == 0 {
 		t.Error("the loader did not take its buffers from HostBuffer")
 	}
@@ -106,6 +160,16 @@ func TestStreamedTrainingMatchesPlainUploads(t *testing.T) {
 	// interrupt uploaded again.
 	if len(s.uploads) != 21 {
 		t.Errorf("%d uploads for 20 iterations and one interrupt, want 21", len(s.uploads))
+	}
+	// The numbers of an iteration are read after the next one is queued,
+	// except before a log line (iterations 5, 10, 15, 20), at the end of a
+	// run (7, 13, and 20), at the interrupt (9) and at the end of an epoch
+	// (10, 20): 13 of the 20 iterations are read late.
+	if s.lagged != 13 {
+		t.Errorf("%d iterations' numbers read after the next iteration was queued, want 13", s.lagged)
+	}
+	if len(s.reads) != 0 {
+		t.Errorf("%d downloads never waited for", len(s.reads))
 	}
 }
 
@@ -154,9 +218,43 @@ func TestFeederOverlapsCopies(t *testing.T) {
 				t.Fatalf("iteration %d: copy waits for fence %d, the buffer was last read before fence %d", i, u.after, fenceOf[used[u.dst]])
 			}
 		}
-		f.settled()
+		f.settled(0)
 	}
 	if f.ahead != nil {
 		t.Fatal("a batch fetched ahead after the last iteration")
+	}
+}
+
+// A loss that turns non-finite is found one iteration late on a backend
+// that reads the numbers behind the host, but reported as at once: the
+// iteration it happened in, and the last good checkpoint left in place.
+func TestLateReadNonFiniteLoss(t *testing.T) {
+	cfg := tiny(t, "train.log_every=50", "train.checkpoint_every=3")
+	dir := filepath.Join(t.TempDir(), "run")
+	s := &asyncCPU{streamCPU: &streamCPU{Backend: cpu.New(2)}, poison: 5}
+	tr, err := New(Options{Config: cfg, Dir: dir, Backend: s, Progress: ProgressNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.Run(context.Background())
+	tr.Close()
+	var nf *NonFiniteError
+	if !errors.As(err, &nf) {
+		t.Fatalf("Run: %v, want a NonFiniteError", err)
+	}
+	// The 5th download holds iteration 4's numbers (from 0), read while
+	// iteration 5 computes.
+	if nf.Iter != 4 || nf.Phase != "Wake" || nf.Loss != "KL" {
+		t.Fatalf("%v: want Wake KL at iteration 4", err)
+	}
+	if s.lagged == 0 {
+		t.Fatal("no iteration's numbers were read late")
+	}
+	c, err := ReadCheckpoint(filepath.Join(dir, CheckpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State.Iter != 3 {
+		t.Fatalf("last checkpoint after iteration %d, want 3", c.State.Iter)
 	}
 }

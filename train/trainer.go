@@ -245,6 +245,13 @@ type Summary struct {
 	ProbeAcc float64 // the last probe's test accuracy (%), or NaN
 }
 
+// pendingIter is an iteration queued on the device whose numbers were not
+// read yet.
+type pendingIter struct {
+	ticket phases.PendingStats
+	pos    Position // after the iteration
+}
+
 // window accumulates the per-iteration numbers between two log lines.
 type window struct {
 	sum [phases.NumStats]float64
@@ -310,6 +317,37 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	win, ep := &t.win, &t.ep
 	lastLog := time.Now()
 	lastIter := t.pos.Iter
+	// On backends that copy behind the host (backend.AsyncReader), an
+	// iteration's numbers are read after the next iteration is queued, so
+	// the device never waits for the host between iterations. Before
+	// anything that needs them (a log line, a checkpoint, the end of an
+	// epoch or of the run, an interrupt) they are all read: every record
+	// and checkpoint is the same as with a wait after each iteration.
+	lag := t.Model.AsyncStats()
+	var pend *pendingIter
+	account := func(pending int) error {
+		p := pend
+		if p == nil {
+			return nil
+		}
+		pend = nil
+		stats, err := t.Model.WaitStats(p.ticket)
+		if err != nil {
+			return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
+		}
+		t.feed.settled(pending)
+		for i, v := range stats {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: p.pos.Iter - 1, Epoch: p.pos.Epoch}
+			}
+		}
+		sum.Last = stats
+		sum.Iters++
+		win.add(stats)
+		ep.add(stats)
+		t.prog.update(p.pos, stats)
+		return nil
+	}
 	for t.pos.Epoch < cfg.Train.Epochs {
 		for t.pos.Index < bpe {
 			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
@@ -326,25 +364,27 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			if err := t.feed.queued(t.pos.Epoch, t.pos.Index+1, more); err != nil {
 				return sum, err
 			}
-			stats, err := t.Model.Stats()
+			ticket, err := t.Model.QueueStats()
 			if err != nil {
 				return sum, fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
 			}
-			t.feed.settled()
-			for i, v := range stats {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return sum, &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: t.pos.Iter, Epoch: t.pos.Epoch}
-				}
+			// The previous iteration's numbers, while this one computes.
+			if err := account(1); err != nil {
+				return sum, err
 			}
-			sum.Last = stats
-			sum.Iters++
-			win.add(stats)
-			ep.add(stats)
 			t.pos.Iter++
 			t.pos.Index++
-			t.prog.update(t.pos, stats)
+			pend = &pendingIter{ticket: ticket, pos: t.pos}
 
-			if cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0 {
+			logDue := cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0
+			ckptDue := cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe
+			last := t.pos.Index == bpe || (cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters)
+			if !lag || logDue || ckptDue || last || ctx.Err() != nil {
+				if err := account(0); err != nil {
+					return sum, err
+				}
+			}
+			if logDue {
 				now := time.Now()
 				rate := float64(t.pos.Iter-lastIter) / now.Sub(lastLog).Seconds()
 				if err := t.metrics.Write(win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
@@ -353,7 +393,7 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 				t.prog.line(t.pos, *win, rate)
 				*win, lastLog, lastIter = window{}, now, t.pos.Iter
 			}
-			if cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe {
+			if ckptDue {
 				if err := t.checkpoint(); err != nil {
 					return sum, err
 				}
@@ -362,6 +402,9 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			// checkpoints and stops: a checkpoint here would hold a batch
 			// index past the epoch.
 			if ctx.Err() != nil && t.pos.Index < bpe {
+				if err := account(0); err != nil {
+					return sum, err
+				}
 				if err := t.checkpoint(); err != nil {
 					return sum, err
 				}

@@ -384,3 +384,41 @@ func TestGraphStepsMatchCPU(t *testing.T) {
 		t.Errorf("graphs: %s", g.GraphSummary())
 	}
 }
+
+// DownloadAsync copies in stream order: a download queued between two
+// kernels sees the first one's result, not the second's, and Wait on an
+// old fence (after more than the ring holds) still waits long enough.
+func TestDownloadAsyncInStreamOrder(t *testing.T) {
+	b := gpu(t)
+	const n = 1 << 20
+	x, err := b.Alloc(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := b.HostBuffer(3 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fences []backend.Fence
+	for k := 0; k < 3; k++ {
+		b.Fill(x, float32(k+1))
+		fences = append(fences, b.DownloadAsync(host[k*n:(k+1)*n], x))
+	}
+	for i := 0; i < 2*fenceEvents; i++ { // overwrite the ring
+		b.Fill(x, -1)
+		b.Fence()
+	}
+	for _, k := range []int{2, 0, 1} {
+		if err := b.Wait(fences[k]); err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range []int{0, n / 2, n - 1} {
+			if got := host[k*n+i]; got != float32(k+1) {
+				t.Fatalf("download %d, value %d: %v, want %v", k, i, got, k+1)
+			}
+		}
+	}
+	if err := b.Wait(backend.Fence(1 << 40)); err == nil {
+		t.Fatal("Wait on a fence never handed out: no error")
+	}
+}

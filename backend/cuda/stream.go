@@ -114,3 +114,37 @@ func (b *Backend) UploadAsync(dst backend.Buf, src []float32, after backend.Fenc
 	b.fail("UploadAsync", c.done.Record(c.stream))
 	b.fail("UploadAsync", b.stream.WaitEvent(c.done))
 }
+
+var _ backend.AsyncReader = (*Backend)(nil)
+
+// DownloadAsync queues the copy of src into dst (page-locked, from
+// HostBuffer) on the compute stream and returns a fence after it.
+func (b *Backend) DownloadAsync(dst []float32, src backend.Buf) backend.Fence {
+	if b.err != nil {
+		return 0
+	}
+	p, _ := b.ptr("DownloadAsync", "src", src, len(dst))
+	if p == 0 || len(dst) == 0 {
+		return 0
+	}
+	b.flushStep("DownloadAsync")
+	b.fail("DownloadAsync", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), p, len(dst)*4, b.stream))
+	return b.Fence()
+}
+
+// Wait blocks until the work marked by f is done. A fence older than the
+// ring waits on the later fence that took its event: still correct.
+func (b *Backend) Wait(f backend.Fence) error {
+	if b.err != nil {
+		return b.err
+	}
+	if uint64(f) > b.copy.seq {
+		b.failf("Wait", "fence %d was never handed out", f)
+		return b.err
+	}
+	if f == 0 {
+		return nil
+	}
+	b.fail("Wait", b.copy.fences[uint64(f)%fenceEvents].Synchronize())
+	return b.err
+}

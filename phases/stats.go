@@ -1,0 +1,79 @@
+package phases
+
+import (
+	"fmt"
+
+	"github.com/pad-dreaming/pad/backend"
+)
+
+// statSlots is how many iterations' numbers can be on their way to the
+// host at once (QueueStats before the matching WaitStats).
+const statSlots = 4
+
+// PendingStats is a ticket for the numbers of one iteration, queued by
+// QueueStats and read by WaitStats.
+type PendingStats struct {
+	seq   uint64 // 1, 2, …; 0: no ticket
+	slot  int
+	fence backend.Fence
+	now   [NumStats]float32 // read at once (backends without AsyncReader)
+}
+
+// statQueue holds the page-locked slots the numbers are copied into.
+type statQueue struct {
+	r     backend.AsyncReader
+	host  []float32 // statSlots × NumStats
+	owner [statSlots]uint64
+	seq   uint64
+}
+
+// AsyncStats reports whether QueueStats returns before the device is done
+// (the backend is a backend.AsyncReader and a backend.Streamer).
+func (p *PAD) AsyncStats() bool {
+	_, r := p.b.(backend.AsyncReader)
+	_, s := p.b.(backend.Streamer)
+	return r && s
+}
+
+// QueueStats starts copying the numbers of the last iteration queued to
+// the host and returns a ticket for WaitStats. Where the backend cannot
+// copy behind the host, it waits and reads them at once. The numbers are
+// copied in queue order, so the next iteration may be queued before the
+// ticket is waited on; at most statSlots tickets may be outstanding.
+func (p *PAD) QueueStats() (PendingStats, error) {
+	if !p.AsyncStats() {
+		v, err := p.Stats()
+		return PendingStats{now: v}, err
+	}
+	q := &p.queue
+	if q.host == nil {
+		h, err := p.b.(backend.Streamer).HostBuffer(statSlots * int(NumStats))
+		if err != nil {
+			return PendingStats{}, fmt.Errorf("phases: page-locked buffer for the loss numbers: %w", err)
+		}
+		q.r, q.host = p.b.(backend.AsyncReader), h
+	}
+	q.seq++
+	slot := int(q.seq % statSlots)
+	q.owner[slot] = q.seq
+	f := q.r.DownloadAsync(q.host[slot*int(NumStats):(slot+1)*int(NumStats)], p.stats)
+	return PendingStats{seq: q.seq, slot: slot, fence: f}, p.b.Err()
+}
+
+// WaitStats waits for the device to finish the iteration of t and returns
+// its numbers and the backend's first error.
+func (p *PAD) WaitStats(t PendingStats) ([NumStats]float32, error) {
+	var out [NumStats]float32
+	if t.seq == 0 {
+		return t.now, nil
+	}
+	q := &p.queue
+	if q.owner[t.slot] != t.seq {
+		return out, fmt.Errorf("phases: the numbers of ticket %d were overwritten: more than %d tickets outstanding", t.seq, statSlots)
+	}
+	if err := q.r.Wait(t.fence); err != nil {
+		return out, err
+	}
+	copy(out[:], q.host[t.slot*int(NumStats):])
+	return out, nil
+}
