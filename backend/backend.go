@@ -182,3 +182,18 @@ type AsyncReader interface {
 	// backend's first error.
 	Wait(f Fence) error
 }
+
+// Overlapper is implemented by backends that can run some work beside the
+// main queue (the CUDA backend's second stream), such as a layer's weight
+// gradient while the gradient flows on to the layer below. The operations
+// issued between BeginSide and EndSide start once the work queued before
+// BeginSide is done and run beside whatever the main queue does next; the
+// main queue waits for them at JoinSide. Until JoinSide the caller must
+// queue nothing that writes what the side work reads, or reads or writes
+// what it writes. Side work may not take per-call arguments (random keys,
+// Adam tables, uploads); a backend refuses those there.
+type Overlapper interface {
+	BeginSide()
+	EndSide()
+	JoinSide()
+}

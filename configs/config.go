@@ -26,7 +26,7 @@
 //	         lambda, max_tile, occlusion_per_image, log_every,
 //	         checkpoint_every, sample_every
 //	[eval]   every, probe_epochs, probe_lr, probe_batch, occlusion_tile
-//	[device] kind, precision, graphs, threads, gpu
+//	[device] kind, precision, graphs, overlap, threads, gpu
 package configs
 
 // Config is everything a pad run needs to know. The zero value is not
@@ -165,6 +165,10 @@ type Device struct {
 	// Graphs replays each training iteration as one CUDA graph (true, the
 	// default); false issues every operation directly. Ignored on the CPU.
 	Graphs bool `toml:"graphs"`
+	// Overlap runs each layer's weight gradients on a second CUDA stream
+	// beside the rest of the backward pass (true, the default); false
+	// queues everything on one stream. Ignored on the CPU.
+	Overlap bool `toml:"overlap"`
 	// Threads is the number of CPU threads (0 = all cores).
 	Threads int `toml:"threads"`
 	// GPU is the CUDA device index.
@@ -209,6 +213,7 @@ func Default() Config {
 			Kind:      "auto",
 			Precision: "tf32",
 			Graphs:    true,
+			Overlap:   true,
 		},
 	}
 }

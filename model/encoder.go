@@ -109,8 +109,10 @@ func (e *Encoder) Backward(x backend.Buf, heads Heads, dx backend.Buf) {
 	beta := float32(0)
 	if heads&Latent != 0 {
 		l := e.conv4
+		e.beginSide()
 		b.ConvBackwardFilter(l.g, e.A3, e.DZ, l.dw, 0)
 		b.BiasGrad(e.DZ, l.db, n, e.Spec.NZ, 1, 0)
+		e.endSide()
 		b.ConvBackwardData(l.g, e.DZ, l.w, e.dA3, 0)
 		e.grads(l)
 		beta = 1
@@ -118,14 +120,17 @@ func (e *Encoder) Backward(x backend.Buf, heads Heads, dx backend.Buf) {
 	if heads&Dis != 0 {
 		l := e.dis
 		b.SigmoidBackward(e.D, e.DD)
+		e.beginSide()
 		b.ConvBackwardFilter(l.g, e.A3, e.DD, l.dw, 0)
 		b.BiasGrad(e.DD, l.db, n, 1, 1, 0)
+		e.endSide()
 		b.ConvBackwardData(l.g, e.DD, l.w, e.dA3, beta)
 		e.grads(l)
 	}
 	e.backLayer(e.conv3, e.A2, e.A3, e.dA3, e.dA2)
 	e.backLayer(e.conv2, e.A1, e.A2, e.dA2, e.dA1)
 	e.backLayer(e.conv1, x, e.A1, e.dA1, dx)
+	e.joinSide()
 }
 
 // backLayer propagates dy (the gradient of the layer's activated output y)
@@ -134,8 +139,10 @@ func (e *Encoder) Backward(x backend.Buf, heads Heads, dx backend.Buf) {
 func (e *Encoder) backLayer(l layer, x, y, dy, dx backend.Buf) {
 	b := e.b
 	b.LeakyReLUBackward(y, dy, Slope)
+	e.beginSide()
 	b.ConvBackwardFilter(l.g, x, dy, l.dw, 0)
 	b.BiasGrad(dy, l.db, l.g.N, l.g.K, l.g.P*l.g.Q, 0)
+	e.endSide()
 	if dx != nil {
 		b.ConvBackwardData(l.g, dy, l.w, dx, 0)
 	}

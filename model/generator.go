@@ -98,6 +98,7 @@ func (g *Generator) Backward(z backend.Buf, wantDZ bool) {
 		dz = g.DZ
 	}
 	g.backLayer(g.t1, z, g.dH1, dz)
+	g.joinSide()
 }
 
 // backLayer propagates dy, the gradient of the transposed convolution's
@@ -107,8 +108,10 @@ func (g *Generator) backLayer(l layer, x, dy, dx backend.Buf) {
 	b := g.b
 	// The layer computes y = ConvBackwardData(x, w), so ∂w = Σ x ⋆ dy with
 	// dy on the convolution's input side and x on its output side.
+	g.beginSide()
 	b.ConvBackwardFilter(l.g, dy, x, l.dw, 0)
 	b.BiasGrad(dy, l.db, l.g.N, l.g.C, l.g.H*l.g.W, 0)
+	g.endSide()
 	if dx != nil {
 		b.ConvForward(l.g, dy, l.w, dx)
 	}

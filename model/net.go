@@ -59,6 +59,7 @@ type Net struct {
 	Steps   []int       // Adam steps taken per tensor
 	hasGrad []bool      // which tensors received a gradient in the current phase
 	segs    []backend.AdamSegment
+	ov      backend.Overlapper // nil: the backend runs everything in order
 }
 
 func (n *Net) add(name string, shape []int, bias bool, fanIn int) int {
@@ -81,7 +82,32 @@ func (n *Net) alloc(b backend.Backend) error {
 	n.Steps = make([]int, len(n.Tensors))
 	n.hasGrad = make([]bool, len(n.Tensors))
 	n.segs = make([]backend.AdamSegment, 0, len(n.Tensors))
+	n.ov, _ = b.(backend.Overlapper)
 	return nil
+}
+
+// The backward passes queue each layer's weight and bias gradients as
+// side work (backend.Overlapper): they read the layer's input and output
+// gradient, which nothing later in the pass writes, and write only the
+// layer's parameter gradients, which only the Adam step after the pass
+// reads. Every backward pass joins its side work before it returns.
+
+func (n *Net) beginSide() {
+	if n.ov != nil {
+		n.ov.BeginSide()
+	}
+}
+
+func (n *Net) endSide() {
+	if n.ov != nil {
+		n.ov.EndSide()
+	}
+}
+
+func (n *Net) joinSide() {
+	if n.ov != nil {
+		n.ov.JoinSide()
+	}
 }
 
 // Index returns the position of the tensor called name, or −1.

@@ -12,10 +12,18 @@ import (
 	"github.com/pad-dreaming/pad/backend/cuda"
 )
 
-func openGPU(t *testing.T, precision string, graphs bool) *cuda.Backend {
+// gpuMode is how the CUDA backend queues work.
+type gpuMode struct {
+	graphs  bool // replay steps as CUDA graphs
+	overlap bool // weight gradients on a second stream
+}
+
+func (m gpuMode) String() string { return fmt.Sprintf("graphs=%v,overlap=%v", m.graphs, m.overlap) }
+
+func openGPU(t *testing.T, precision string, m gpuMode) *cuda.Backend {
 	t.Helper()
 	runtime.LockOSThread()
-	b, err := cuda.New(cuda.Options{Precision: precision, NoGraphs: !graphs, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	b, err := cuda.New(cuda.Options{Precision: precision, NoGraphs: !m.graphs, NoOverlap: !m.overlap, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
 	if errors.Is(err, cuda.ErrUnavailable) {
 		t.Skipf("no GPU: %v", err)
 	}
@@ -31,17 +39,19 @@ func openGPU(t *testing.T, precision string, graphs bool) *cuda.Backend {
 // floor measured on the GPU itself), and compares the GPU with the CPU
 // tensor by tensor. With TF32 it reports the error it reaches. Each phase
 // runs as a captured CUDA graph, and again with every operation issued
-// directly.
+// directly; both with the weight gradients on a second stream, and the
+// graphs once more on one stream.
 func TestFixtureParityCUDA(t *testing.T) {
-	for _, graphs := range []bool{true, false} {
+	for _, m := range []gpuMode{{true, true}, {false, true}, {true, false}} {
 		for _, ch := range []int{1, 3} {
-			t.Run(fmt.Sprintf("c%d/graphs=%v", ch, graphs), func(t *testing.T) { fixtureParityCUDA(t, ch, graphs) })
+			t.Run(fmt.Sprintf("c%d/%v", ch, m), func(t *testing.T) { fixtureParityCUDA(t, ch, m) })
 		}
 	}
 }
 
-func fixtureParityCUDA(t *testing.T, ch int, graphs bool) {
-	g := openGPU(t, "fp32", graphs)
+func fixtureParityCUDA(t *testing.T, ch int, m gpuMode) {
+	graphs := m.graphs
+	g := openGPU(t, "fp32", m)
 	f := LoadFixture(t, ch, false)
 	r := replay(t, g, f, false)
 	checkGradSets(t, f, r)
@@ -72,7 +82,7 @@ func fixtureParityCUDA(t *testing.T, ch int, graphs bool) {
 		t.Logf("graphs: %s", g.GraphSummary())
 	}
 
-	tf := openGPU(t, "tf32", graphs)
+	tf := openGPU(t, "tf32", m)
 	rt := replay(t, tf, f, false)
 	et := errorsAgainst(t, f, rt)
 	at, w = worst(et)

@@ -3,7 +3,8 @@
 # GPU machine, printed side by side: seconds per 50,000-image epoch and
 # peak device memory, CIFAR-10 shape (C=3) and MNIST shape (C=1), batch 64,
 # plus pad's batch-size scaling (64, 256, 1024). pad runs with CUDA graphs
-# (the default) and without, in TF32 (the default, as the peer's vecg and
+# (the default) and without, with the weight gradients on a second stream
+# (the default) and on one, in TF32 (the default, as the peer's vecg and
 # graph variants) and FP32, and with a host batch copied every iteration
 # (--stream, as training does). The last lines give pad's speed-up over the
 # peer's graph variant in the same call.
@@ -23,7 +24,7 @@ iters=${ITERS:-200}
 rows=()
 json_field() { python3 -c "import json,sys; d=json.load(open('$1')); print(d$2)" 2>/dev/null || echo "-"; }
 for c in 3 1; do
-  for v in "tf32||" "fp32|--set device.precision=fp32|" "tf32 nograph|--set device.graphs=false|" "tf32 stream|--stream|"; do
+  for v in "tf32||" "fp32|--set device.precision=fp32|" "tf32 nograph|--set device.graphs=false|" "tf32 1stream|--set device.overlap=false|" "tf32 stream|--stream|"; do
     IFS='|' read -r label flags _ <<< "$v"
     tag=$(echo "$label" | tr ' ' '-')
     f="$out/pad-c$c-$tag.json"

@@ -120,6 +120,7 @@ func (b *Backend) scratch(sizes ...int) ([]cu.DevicePtr, func(), error) {
 }
 
 // growWorkspace makes the cuDNN workspace at least bytes long.
+// The side stream's workspace grows with it.
 func (b *Backend) growWorkspace(bytes int) error {
 	if bytes <= b.wsSize {
 		return nil
@@ -128,12 +129,28 @@ func (b *Backend) growWorkspace(bytes int) error {
 		if err := b.stream.Synchronize(); err != nil {
 			return err
 		}
+		if b.side.stream != 0 {
+			if err := b.side.stream.Synchronize(); err != nil {
+				return err
+			}
+		}
 		b.rawFree(b.ws)
-		b.ws, b.wsSize = 0, 0
+		if b.side.ws != 0 {
+			b.rawFree(b.side.ws)
+		}
+		b.ws, b.side.ws, b.wsSize = 0, 0, 0
 	}
 	p, err := b.rawAlloc(bytes)
 	if err != nil {
 		return err
+	}
+	if b.side.stream != 0 {
+		q, err := b.rawAlloc(bytes)
+		if err != nil {
+			b.rawFree(p)
+			return err
+		}
+		b.side.ws = q
 	}
 	b.ws, b.wsSize = p, bytes
 	return nil

@@ -30,6 +30,9 @@ type Options struct {
 	// NoGraphs issues every operation directly instead of replaying the
 	// steps bracketed by BeginStep and EndStep as CUDA graphs.
 	NoGraphs bool
+	// NoOverlap queues everything on one stream instead of running the
+	// weight gradients on a second stream beside the backward pass.
+	NoOverlap bool
 }
 
 // Backend runs pad's ops on one NVIDIA GPU.
@@ -55,6 +58,8 @@ type Backend struct {
 	convs  map[backend.ConvGeom]*convPlan
 	ws     cu.DevicePtr // cuDNN workspace
 	wsSize int
+
+	side sideStream // the second stream of BeginSide … JoinSide
 
 	args      argRing
 	adamTable [adamMaxSegs]kernels.AdamSeg
@@ -140,6 +145,11 @@ func New(o Options) (*Backend, error) {
 	if err := b.copy.init(); err != nil {
 		return nil, err
 	}
+	if !o.NoOverlap {
+		if err := b.side.init(); err != nil {
+			return nil, err
+		}
+	}
 	var host [2][]byte
 	var dev [2]cu.DevicePtr
 	if !o.NoGraphs { // the arena serves recorded steps only
@@ -152,6 +162,9 @@ func New(o Options) (*Backend, error) {
 	b.k.SetLauncher(b.launchKernel)
 	if !o.NoGraphs {
 		b.name = b.name[:len(b.name)-1] + ", graphs)"
+	}
+	if !o.NoOverlap {
+		b.name = b.name[:len(b.name)-1] + ", 2 streams)"
 	}
 	return b, nil
 }
@@ -348,6 +361,9 @@ func (b *Backend) Sync() error {
 	if b.err == nil && b.copy.stream != 0 {
 		b.fail("Sync", b.copy.stream.Synchronize())
 	}
+	if b.err == nil && b.side.stream != 0 {
+		b.fail("Sync", b.side.stream.Synchronize())
+	}
 	return b.err
 }
 
@@ -369,6 +385,7 @@ func (b *Backend) Close() error {
 	}
 	b.args.close()
 	b.copy.close()
+	b.side.close()
 	b.arena.close()
 	for p := range b.allocs {
 		b.rawFree(p)

@@ -44,6 +44,8 @@ const (
 	opConvFwd                 // y p[2] = conv(x p[0], w p[1])
 	opConvBwdData             // dx p[2] = convᵀ(dy p[0], w p[1]) + beta·dx
 	opConvBwdFilter           // dw p[2] = Σ dy p[1] ⋆ x p[0] + beta·dw
+	opFork                    // the side stream waits for the main stream's work so far
+	opJoin                    // the main stream waits for the side stream's work so far
 )
 
 // entry is one recorded operation. Entries are compared with ==, so every
@@ -59,6 +61,7 @@ type entry struct {
 	p           [3]cu.DevicePtr
 	n           int
 	v           uint32 // memset value, or beta of a convolution (float32 bits)
+	side        bool   // queued on the side stream (Overlapper)
 }
 
 // graphDriver is what the stepper needs from the device; the CUDA backend
@@ -132,6 +135,10 @@ type stepper struct {
 	host [2][]byte
 	dev  [2]cu.DevicePtr
 
+	// side: operations go to the side stream (between BeginSide and
+	// EndSide); sideOpen: side work was queued since the last join.
+	side, sideOpen bool
+
 	cache  []*cachedGraph
 	clock  uint64
 	misses int
@@ -166,8 +173,10 @@ func (s *stepper) begin() error {
 	return nil
 }
 
-// add records e, or queues it when no step is being recorded.
+// add records e, or queues it when no step is being recorded. It goes to
+// the side stream inside a side section.
 func (s *stepper) add(e *entry) error {
+	e.side = s.side && e.kind != opFork && e.kind != opJoin
 	if !s.rec {
 		return s.runNow(*e)
 	}
@@ -180,9 +189,60 @@ func (s *stepper) add(e *entry) error {
 // escape (recording a step then allocates nothing per operation).
 func (s *stepper) runNow(e entry) error { return s.d.run(&e) }
 
+// errSideArg refuses per-call arguments in a side section: the argument
+// ring and arena track their readers on the main stream only.
+var errSideArg = errors.New("an operation with per-call arguments (random keys, Adam tables, uploads) cannot run on the side stream")
+
+// beginSide starts a side section: the side stream waits for the main
+// stream's work so far, and the operations that follow go to it.
+func (s *stepper) beginSide() error {
+	if s.side {
+		return errors.New("BeginSide inside a side section")
+	}
+	if err := s.add(&entry{kind: opFork}); err != nil {
+		return err
+	}
+	s.side, s.sideOpen = true, true
+	return nil
+}
+
+// endSide ends a side section; the main stream does not wait for it yet.
+func (s *stepper) endSide() { s.side = false }
+
+// join makes the main stream wait for the side work queued so far, ending
+// a side section still open.
+func (s *stepper) join() error {
+	s.side = false
+	if !s.sideOpen {
+		return nil
+	}
+	s.sideOpen = false
+	return s.add(&entry{kind: opJoin})
+}
+
+// settle is called before an operation that lets the host see the work
+// (Sync, Download, a fence, a flush): the main stream waits for the side
+// work, and a side section still open goes on after that point.
+func (s *stepper) settle() error {
+	if !s.sideOpen {
+		return nil
+	}
+	inSide := s.side
+	if err := s.join(); err != nil {
+		return err
+	}
+	if inSide {
+		return s.beginSide()
+	}
+	return nil
+}
+
 // arg places data in device memory where the next operation finds it: in
 // the arena while recording, else wherever the driver puts it.
 func (s *stepper) arg(data []byte) (cu.DevicePtr, error) {
+	if s.side {
+		return 0, errSideArg
+	}
 	if s.rec {
 		if p, ok := s.arenaArg(data); ok {
 			return p, nil
@@ -217,6 +277,9 @@ func (s *stepper) flush() error {
 	if !s.rec {
 		return nil
 	}
+	if err := s.settle(); err != nil {
+		return err
+	}
 	s.rec = false
 	s.stats.Direct++
 	return s.issue()
@@ -247,6 +310,10 @@ func (s *stepper) queueTape() error {
 // end finishes a step: replay a graph captured from the same tape, or
 // capture one.
 func (s *stepper) end() error {
+	// A capture must end with every stream it forked joined again.
+	if err := s.join(); err != nil {
+		return err
+	}
 	if !s.rec {
 		return nil
 	}
@@ -360,7 +427,11 @@ func mixEntry(h uint64, e *entry) uint64 {
 		h *= 0xff51afd7ed558ccd
 		h ^= h >> 33
 	}
-	mix(uint64(e.kind) | uint64(e.nargs)<<8 | uint64(e.v)<<32)
+	side := uint64(0)
+	if e.side {
+		side = 1 << 16
+	}
+	mix(uint64(e.kind) | uint64(e.nargs)<<8 | side | uint64(e.v)<<32)
 	mix(uint64(e.fn))
 	mix(uint64(e.grid[0]) | uint64(e.grid[1])<<32)
 	mix(uint64(e.block[0]))

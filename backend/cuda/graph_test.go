@@ -40,6 +40,10 @@ type fakeDevice struct {
 	launches  int // graph launches
 	direct    int // entries run directly
 	slot      int
+	// The side stream runs as late as CUDA may run it: its work is held
+	// until the join that the main stream waits on.
+	forked bool     // a fork since the last join
+	held   []func() // side work not yet joined
 }
 
 func newFake(t *testing.T) (*fakeDevice, *stepper) {
@@ -70,9 +74,26 @@ func (d *fakeDevice) run(e *entry) error {
 	if d.capturing == nil {
 		d.direct++
 	}
+	do := d.do
+	if e2.side {
+		if !d.forked {
+			d.t.Errorf("side work (entry kind %d) without a fork before it", e2.kind)
+		}
+		do = func(f func()) { d.held = append(d.held, f) }
+	}
 	switch e2.kind {
+	case opFork:
+		d.forked = true
+	case opJoin:
+		if !d.forked {
+			d.t.Error("a join without a fork")
+		}
+		for _, f := range d.held {
+			d.do(f)
+		}
+		d.held, d.forked = nil, false
 	case opLaunch:
-		d.do(func() {
+		do(func() {
 			p := cu.DevicePtr(e2.args[0])
 			switch e2.fn {
 			case fnRead:
@@ -82,7 +103,7 @@ func (d *fakeDevice) run(e *entry) error {
 			}
 		})
 	case opCopy:
-		d.do(func() {
+		do(func() {
 			for i := 0; i < e2.n; i += 4 {
 				d.mem[e2.p[0]+cu.DevicePtr(i)] = d.mem[e2.p[1]+cu.DevicePtr(i)]
 			}
@@ -124,6 +145,10 @@ func (d *fakeDevice) beginCapture() error {
 func (d *fakeDevice) endCapture() (cu.GraphExec, error) {
 	g := d.capturing
 	d.capturing = nil
+	if d.forked || len(d.held) > 0 {
+		// CUDA: cudaErrorStreamCaptureUnjoined.
+		return 0, errors.New("capture ended with a forked stream not joined")
+	}
 	if d.failCap != nil {
 		return 0, d.failCap
 	}
@@ -428,5 +453,114 @@ func BenchmarkStepperReplay(b *testing.B) {
 	b.StopTimer()
 	if st := s.graphStats(); st.Captures != 2 {
 		b.Fatalf("stats %+v", st)
+	}
+}
+
+// sideStep adds 1 to X on the main stream, then copies X to Y as side
+// work, then adds 10 to Z on the main stream, and reads Y after the join
+// (explicit, or the one end adds).
+func sideStep(t *testing.T, s *stepper, join bool) {
+	t.Helper()
+	x, y, z := fakeOut, fakeOut+4, fakeOut+8
+	must(t, s.begin())
+	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
+	must(t, s.beginSide())
+	must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
+	s.endSide()
+	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), 10}}))
+	if join {
+		must(t, s.join())
+		must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(y)}}))
+	}
+	must(t, s.end())
+}
+
+func TestStepperSideWorkIsForkedAndJoined(t *testing.T) {
+	d, s := newFake(t)
+	for i := 0; i < 4; i++ {
+		sideStep(t, s, true)
+	}
+	if want := []uint32{1, 2, 3, 4}; !reflect.DeepEqual(d.out, want) {
+		t.Fatalf("read %v after the joins, want %v", d.out, want)
+	}
+	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Without an explicit join, the end of the step joins: the capture
+	// would fail otherwise, and the copy is done when the step is.
+	d2, s2 := newFake(t)
+	for i := 0; i < 3; i++ {
+		sideStep(t, s2, false)
+	}
+	if st := s2.graphStats(); st.Captures != 2 || st.Replays != 1 || !st.Enabled {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := d2.mem[fakeOut+4]; got != 3 {
+		t.Fatalf("Y = %d after 3 steps, want 3", got)
+	}
+	if s2.sideOpen || s2.side {
+		t.Fatal("side section open after the step")
+	}
+}
+
+func TestStepperSideFlagIsPartOfTheTape(t *testing.T) {
+	_, s := newFake(t)
+	step := func(side bool) {
+		must(t, s.begin())
+		if side {
+			must(t, s.beginSide())
+		}
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), 1}}))
+		must(t, s.end())
+	}
+	step(false)
+	step(false)
+	step(false)
+	step(false) // 2 graphs, 2 replays
+	step(true)
+	step(true)
+	if st := s.graphStats(); st.Captures != 4 || st.Replays != 2 {
+		t.Fatalf("the same work on the side stream replayed a main-stream graph: %+v", st)
+	}
+}
+
+func TestStepperSideSettleAndArguments(t *testing.T) {
+	d, s := newFake(t)
+	x, y := fakeOut, fakeOut+4
+	must(t, s.begin())
+	must(t, s.beginSide())
+	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 5}}))
+	// A Sync inside the side section: the host must see the side work, and
+	// what follows is still side work, after a new fork.
+	must(t, s.flush())
+	if got := d.mem[x]; got != 5 {
+		t.Fatalf("X = %d after the flush, want 5", got)
+	}
+	must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
+	if len(d.held) != 1 || !d.forked {
+		t.Fatal("the operation after the flush is not side work after a fork")
+	}
+	if _, err := s.arg(word(1)); !errors.Is(err, errSideArg) {
+		t.Fatalf("an argument for side work: %v, want errSideArg", err)
+	}
+	s.endSide()
+	must(t, s.end())
+	if got := d.mem[y]; got != 5 {
+		t.Fatalf("Y = %d at the end of the step, want 5", got)
+	}
+	if err := s.beginSide(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.beginSide(); err == nil {
+		t.Fatal("a side section inside a side section: no error")
+	}
+	must(t, s.join())
+	// Outside a step the side work runs directly; a settle joins it.
+	must(t, s.beginSide())
+	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
+	s.endSide()
+	must(t, s.settle())
+	if got := d.mem[x]; got != 6 {
+		t.Fatalf("X = %d after a settle, want 6", got)
 	}
 }

@@ -51,8 +51,13 @@ func (b *Backend) GraphSummary() string {
 
 // flushStep issues the step recorded so far directly, before an operation
 // that needs the work done (or the memory settled) now.
+// Side work queued so far is joined first, so that the host sees it.
 func (b *Backend) flushStep(op string) {
-	if b.steps != nil && b.steps.recording() {
+	if b.steps == nil {
+		return
+	}
+	b.fail(op, b.steps.settle())
+	if b.steps.recording() {
 		b.fail(op, b.steps.flush())
 	}
 }
@@ -64,6 +69,9 @@ func (b *Backend) arg(data []byte) (cu.DevicePtr, error) { return b.steps.arg(da
 // step and launches it otherwise.
 func (b *Backend) launchKernel(f cu.Function, grid, block [3]uint32, s cu.Stream, a *cu.KernelArgs) error {
 	if b.steps == nil || !b.steps.recording() {
+		if b.steps != nil && b.steps.side {
+			s = b.side.stream
+		}
 		return cu.LaunchKernelArgs(f, grid, block, 0, s, a)
 	}
 	if a.Len() > cu.MaxKernelArgs {
@@ -76,6 +84,13 @@ func (b *Backend) launchKernel(f cu.Function, grid, block [3]uint32, s cu.Stream
 
 // run issues one entry on the stream.
 func (b *Backend) run(e *entry) error {
+	stream, dnn, ws := b.stream, b.dnn, b.ws
+	if e.side {
+		if b.side.stream == 0 {
+			return errNoSide
+		}
+		stream, dnn, ws = b.side.stream, b.side.dnn, b.side.ws
+	}
 	switch e.kind {
 	case opLaunch:
 		var a cu.KernelArgs
@@ -83,23 +98,41 @@ func (b *Backend) run(e *entry) error {
 		for _, v := range e.args[:e.nargs] {
 			a.Uint64(v)
 		}
-		return cu.LaunchKernelArgs(e.fn, e.grid, e.block, 0, b.stream, &a)
+		return cu.LaunchKernelArgs(e.fn, e.grid, e.block, 0, stream, &a)
 	case opCopy:
-		return cu.MemcpyDtoDAsync(e.p[0], e.p[1], e.n, b.stream)
+		return cu.MemcpyDtoDAsync(e.p[0], e.p[1], e.n, stream)
 	case opMemset:
-		return cu.MemsetD32Async(e.p[0], e.v, e.n, b.stream)
+		return cu.MemsetD32Async(e.p[0], e.v, e.n, stream)
 	case opConvFwd:
 		p := e.plan
-		return b.dnn.ConvForward(1, p.x, e.p[0], p.w, e.p[1], p.fwdDesc, p.fwd, b.ws, b.wsSize, 0, p.y, e.p[2])
+		return dnn.ConvForward(1, p.x, e.p[0], p.w, e.p[1], p.fwdDesc, p.fwd, ws, b.wsSize, 0, p.y, e.p[2])
 	case opConvBwdData:
 		p := e.plan
-		return b.dnn.ConvBackwardData(1, p.w, e.p[1], p.y, e.p[0], p.bdDesc, p.bd, b.ws, b.wsSize, math.Float32frombits(e.v), p.x, e.p[2])
+		return dnn.ConvBackwardData(1, p.w, e.p[1], p.y, e.p[0], p.bdDesc, p.bd, ws, b.wsSize, math.Float32frombits(e.v), p.x, e.p[2])
 	case opConvBwdFilter:
 		p := e.plan
-		return b.dnn.ConvBackwardFilter(1, p.x, e.p[0], p.y, e.p[1], p.bfDesc, p.bf, b.ws, b.wsSize, math.Float32frombits(e.v), p.w, e.p[2])
+		return dnn.ConvBackwardFilter(1, p.x, e.p[0], p.y, e.p[1], p.bfDesc, p.bf, ws, b.wsSize, math.Float32frombits(e.v), p.w, e.p[2])
+	case opFork:
+		if b.side.stream == 0 {
+			return errNoSide
+		}
+		if err := b.side.fork.Record(b.stream); err != nil {
+			return err
+		}
+		return b.side.stream.WaitEvent(b.side.fork)
+	case opJoin:
+		if b.side.stream == 0 {
+			return errNoSide
+		}
+		if err := b.side.join.Record(b.side.stream); err != nil {
+			return err
+		}
+		return b.stream.WaitEvent(b.side.join)
 	}
 	return errUnknownEntry
 }
+
+var errNoSide = errors.New("side-stream work without a side stream (Options.NoOverlap)")
 
 var errUnknownEntry = errors.New("unknown entry kind")
 

@@ -20,7 +20,7 @@ func init() {
 
 // openCUDA opens the CUDA backend on the configured GPU.
 func openCUDA(d configs.Device) (backend.Backend, error) {
-	b, err := cuda.New(cuda.Options{Device: d.GPU, Precision: d.Precision, NoGraphs: !d.Graphs, CacheDir: kernels.DefaultCacheDir()})
+	b, err := cuda.New(cuda.Options{Device: d.GPU, Precision: d.Precision, NoGraphs: !d.Graphs, NoOverlap: !d.Overlap, CacheDir: kernels.DefaultCacheDir()})
 	if err != nil {
 		return nil, err
 	}
