@@ -248,6 +248,7 @@ type Summary struct {
 // pendingIter is an iteration queued on the device whose numbers were not
 // read yet.
 type pendingIter struct {
+	ok     bool
 	ticket phases.PendingStats
 	pos    Position // after the iteration
 }
@@ -324,13 +325,13 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	// epoch or of the run, an interrupt) they are all read: every record
 	// and checkpoint is the same as with a wait after each iteration.
 	lag := t.Model.AsyncStats()
-	var pend *pendingIter
+	var pend pendingIter // pend.ok: an iteration whose numbers were not read
 	account := func(pending int) error {
 		p := pend
-		if p == nil {
+		if !p.ok {
 			return nil
 		}
-		pend = nil
+		pend = pendingIter{}
 		stats, err := t.Model.WaitStats(p.ticket)
 		if err != nil {
 			return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
@@ -374,7 +375,7 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			}
 			t.pos.Iter++
 			t.pos.Index++
-			pend = &pendingIter{ticket: ticket, pos: t.pos}
+			pend = pendingIter{ok: true, ticket: ticket, pos: t.pos}
 
 			logDue := cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0
 			ckptDue := cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe
