@@ -10,6 +10,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/backend/cuda"
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // gpuMode is how the CUDA backend queues work.
@@ -60,7 +61,7 @@ func fixtureParityCUDA(t *testing.T, ch int, m gpuMode) {
 	c := replay(t, cpu.New(0), f, false)
 	strict, worstCPU, worstCPUAt := 0, 0.0, ""
 	for name, e := range errs {
-		floor := RelErr(q.got[name], r.got[name])
+		floor := testkit.RelErr(q.got[name], r.got[name])
 		tol := math.Max(fixtureTol, 4*floor)
 		if !(e <= tol) {
 			t.Errorf("%s: gpu relative error %.3g > %.3g (float32 floor %.3g)", name, e, tol, floor)
@@ -68,7 +69,7 @@ func fixtureParityCUDA(t *testing.T, ch int, m gpuMode) {
 		if e <= fixtureTol {
 			strict++
 		}
-		if d := RelErr(r.got[name], c.got[name]); d > worstCPU {
+		if d := testkit.RelErr(r.got[name], c.got[name]); d > worstCPU {
 			worstCPU, worstCPUAt = d, name
 		}
 	}

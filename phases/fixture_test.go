@@ -13,6 +13,7 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/internal/safetensors"
+	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/model"
 )
 
@@ -88,20 +89,6 @@ func (f *Fixture) Get(name string) []float32 {
 		f.t.Fatal(err)
 	}
 	return v
-}
-
-// RelErr is ‖a − b‖ / ‖b‖ (or ‖a‖ when b is zero).
-func RelErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
 }
 
 // recorder downloads every tensor the fixture records, under the
@@ -199,7 +186,7 @@ func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder
 		mask := f.Get(pre + "mask")
 		plane := mask[:model.ImageSize*model.ImageSize]
 		for c := 1; c < f.Spec.C; c++ {
-			if RelErr(mask[c*len(plane):(c+1)*len(plane)], plane) != 0 {
+			if testkit.RelErr(mask[c*len(plane):(c+1)*len(plane)], plane) != 0 {
 				t.Fatalf("%smask: channel %d differs from channel 0", pre, c)
 			}
 		}
@@ -274,7 +261,7 @@ func errorsAgainst(t *testing.T, f *Fixture, r *recorder) map[string]float64 {
 			t.Errorf("%s: not produced (or wrong size: %d values, fixture %d)", name, len(got), len(want))
 			continue
 		}
-		errs[name] = RelErr(got, want)
+		errs[name] = testkit.RelErr(got, want)
 	}
 	return errs
 }
@@ -335,7 +322,7 @@ func TestFixtureParityFloat32(t *testing.T) {
 			floor := map[string]float64{}
 			q := replay(t, cpu.New(2), f, true)
 			for name := range errs {
-				floor[name] = RelErr(q.got[name], r.got[name])
+				floor[name] = testkit.RelErr(q.got[name], r.got[name])
 			}
 			strict, loose := 0, 0
 			for name, e := range errs {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/rng"
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // Test helpers on the float64 backend, where finite differences are exact
@@ -80,19 +81,6 @@ func dot(a, b []float32) float64 {
 		s += float64(a[i]) * float64(b[i])
 	}
 	return s
-}
-
-func relErr(a, b []float32) float64 {
-	var n, d float64
-	for i := range a {
-		e := float64(a[i]) - float64(b[i])
-		n += e * e
-		d += float64(b[i]) * float64(b[i])
-	}
-	if d == 0 {
-		return math.Sqrt(n)
-	}
-	return math.Sqrt(n / d)
 }
 
 // naiveConv is the convolution straight from its definition.
@@ -511,7 +499,7 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 		outs[i] = [3][]float32{down(t, b, y), down(t, b, dx), down(t, b, dw)}
 	}
 	for j, name := range []string{"forward", "backward-data", "backward-filter"} {
-		if e := relErr(outs[0][j], outs[1][j]); e > 1e-6 {
+		if e := testkit.RelErr(outs[0][j], outs[1][j]); e > 1e-6 {
 			t.Errorf("%s: float32 and float64 differ by %.3g", name, e)
 		}
 	}

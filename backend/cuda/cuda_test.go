@@ -12,6 +12,7 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/internal/rng"
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // Every custom kernel and cuDNN path is checked against its CPU twin on
@@ -87,19 +88,6 @@ func (w *twins) get(p pair) (c, g []float32) {
 	return c, g
 }
 
-func relErr(a, b []float32) float64 {
-	var n, d float64
-	for i := range a {
-		e := float64(a[i]) - float64(b[i])
-		n += e * e
-		d += float64(b[i]) * float64(b[i])
-	}
-	if d == 0 {
-		return math.Sqrt(n)
-	}
-	return math.Sqrt(n / d)
-}
-
 // same compares the GPU result of p with the CPU's to tol (relative norm;
 // 0 = bit for bit).
 func (w *twins) same(name string, p pair, tol float64) {
@@ -114,7 +102,7 @@ func (w *twins) same(name string, p pair, tol float64) {
 		}
 		return
 	}
-	if e := relErr(g, c); !(e <= tol) {
+	if e := testkit.RelErr(g, c); !(e <= tol) {
 		w.t.Errorf("%s: gpu differs from cpu by %.3g (tolerance %g)", name, e, tol)
 	}
 }

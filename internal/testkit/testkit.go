@@ -1,11 +1,13 @@
 // Package testkit holds helpers that tests of several packages share: heap
 // accounting for allocation checks, scratch directories for fuzz targets,
-// and a writer that fails like a full disk.
+// a writer that fails like a full disk, and the relative error that
+// parity tests compare with.
 package testkit
 
 import (
 	"errors"
 	"io"
+	"math"
 	"os"
 	"runtime/metrics"
 	"testing"
@@ -55,4 +57,18 @@ func (f *FailAfter) Write(p []byte) (int, error) {
 	k, _ := f.W.Write(p[:f.N])
 	f.N = 0
 	return k, ErrDiskFull
+}
+
+// RelErr is ‖a − b‖ / ‖b‖ (or ‖a‖ when b is zero).
+func RelErr(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
 }
