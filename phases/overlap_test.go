@@ -19,11 +19,11 @@ import (
 // order.
 type lateSideCPU struct {
 	*cpu.Backend[float32]
-	t       *testing.T
-	onSide  bool
-	held    []func()
-	sides   int // operations run as side work
-	outside int // side sections opened
+	t        *testing.T
+	onSide   bool
+	held     []func()
+	sides    int // operations run as side work
+	sections int // side sections opened
 }
 
 func (l *lateSideCPU) BeginSide() {
@@ -31,7 +31,7 @@ func (l *lateSideCPU) BeginSide() {
 		l.t.Error("BeginSide inside a side section")
 	}
 	l.onSide = true
-	l.outside++
+	l.sections++
 }
 
 func (l *lateSideCPU) EndSide() { l.onSide = false }
@@ -165,7 +165,7 @@ func TestSideWorkMayRunLate(t *testing.T) {
 			if late.sides == 0 {
 				t.Fatal("no work ran as side work")
 			}
-			t.Logf("%d side sections, %d side operations", late.outside, late.sides)
+			t.Logf("%d side sections, %d side operations", late.sections, late.sides)
 		})
 	}
 }

@@ -111,6 +111,9 @@ func New(b backend.Backend, spec model.Spec, cond Condition, opt Options) (*PAD,
 		p.statV[i] = p.stats.Slice(i, 1)
 	}
 	p.host = make([]float32, NumStats)
+	if err := p.queue.init(b); err != nil {
+		return nil, err
+	}
 	p.Init(opt.Seed)
 	return p, b.Err()
 }

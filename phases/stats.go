@@ -29,10 +29,22 @@ type statQueue struct {
 
 // AsyncStats reports whether QueueStats returns before the device is done
 // (the backend is a backend.AsyncReader and a backend.Streamer).
-func (p *PAD) AsyncStats() bool {
-	_, r := p.b.(backend.AsyncReader)
-	_, s := p.b.(backend.Streamer)
-	return r && s
+func (p *PAD) AsyncStats() bool { return p.queue.r != nil }
+
+// init sets up QueueStats's page-locked slots on backends that can
+// copy behind the host.
+func (q *statQueue) init(b backend.Backend) error {
+	r, ok := b.(backend.AsyncReader)
+	s, ok2 := b.(backend.Streamer)
+	if !ok || !ok2 {
+		return nil
+	}
+	h, err := s.HostBuffer(statSlots * int(NumStats))
+	if err != nil {
+		return fmt.Errorf("phases: page-locked buffer for the loss numbers: %w", err)
+	}
+	q.r, q.host = r, h
+	return nil
 }
 
 // QueueStats starts copying the numbers of the last iteration queued to
@@ -41,17 +53,10 @@ func (p *PAD) AsyncStats() bool {
 // copied in queue order, so the next iteration may be queued before the
 // ticket is waited on; at most statSlots tickets may be outstanding.
 func (p *PAD) QueueStats() (PendingStats, error) {
-	if !p.AsyncStats() {
+	q := &p.queue
+	if q.r == nil {
 		v, err := p.Stats()
 		return PendingStats{now: v}, err
-	}
-	q := &p.queue
-	if q.host == nil {
-		h, err := p.b.(backend.Streamer).HostBuffer(statSlots * int(NumStats))
-		if err != nil {
-			return PendingStats{}, fmt.Errorf("phases: page-locked buffer for the loss numbers: %w", err)
-		}
-		q.r, q.host = p.b.(backend.AsyncReader), h
 	}
 	q.seq++
 	slot := int(q.seq % statSlots)

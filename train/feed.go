@@ -30,6 +30,9 @@ func newFeeder(b backend.Backend, set *dataset.Set, batch int, seed uint64, n in
 	var hostErr error
 	if s, ok := b.(backend.Streamer); ok {
 		f.s = s
+		// Up to three batches are out of the loader at once (two held
+		// until the trainer reads their iteration's numbers, one copied
+		// ahead); the others are being filled.
 		opts = append(opts, dataset.WithPrefetch(6), dataset.WithBuffers(func(n int) []float32 {
 			buf, err := s.HostBuffer(n)
 			if err != nil && hostErr == nil {
@@ -136,15 +139,17 @@ func (f *feeder) settled(pending int) {
 	if f.s == nil {
 		return
 	}
-	slots := []int{f.cur, 1 - f.cur}
-	if pending > 0 {
-		slots = slots[1:]
+	f.release(1 - f.cur)
+	if pending == 0 {
+		f.release(f.cur)
 	}
-	for _, i := range slots {
-		if b := f.held[i]; b != nil {
-			f.loader.Release(b)
-			f.held[i] = nil
-		}
+}
+
+// release gives the batch held in buffer i back to the loader.
+func (f *feeder) release(i int) {
+	if b := f.held[i]; b != nil {
+		f.loader.Release(b)
+		f.held[i] = nil
 	}
 }
 
@@ -171,12 +176,8 @@ func (f *feeder) close() error {
 		return nil
 	}
 	f.b.Sync()
-	for i, b := range f.held {
-		if b != nil {
-			f.loader.Release(b)
-			f.held[i] = nil
-		}
-	}
+	f.release(0)
+	f.release(1)
 	if f.ahead != nil {
 		f.loader.Release(f.ahead)
 		f.ahead = nil

@@ -83,9 +83,14 @@ func (b *Backend) Fence() backend.Fence {
 		return 0
 	}
 	b.flushStep("Fence")
+	return b.mark("Fence")
+}
+
+// mark records the next fence event on the compute stream.
+func (b *Backend) mark(op string) backend.Fence {
 	c := &b.copy
 	c.seq++
-	b.fail("Fence", c.fences[c.seq%fenceEvents].Record(b.stream))
+	b.fail(op, c.fences[c.seq%fenceEvents].Record(b.stream))
 	return backend.Fence(c.seq)
 }
 
@@ -129,7 +134,7 @@ func (b *Backend) DownloadAsync(dst []float32, src backend.Buf) backend.Fence {
 	}
 	b.flushStep("DownloadAsync")
 	b.fail("DownloadAsync", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), p, len(dst)*4, b.stream))
-	return b.Fence()
+	return b.mark("DownloadAsync")
 }
 
 // Wait blocks until the work marked by f is done. A fence older than the
