@@ -27,44 +27,51 @@ func openCUDA(d configs.Device) (backend.Backend, error) {
 	return b, nil
 }
 
-func describeCUDA() (string, error) {
-	if err := cu.Init(); err != nil {
-		return "", err
-	}
+// describeCUDA says, a line each, where every NVIDIA library came from
+// (or why it did not load and where pad looked) and which GPUs the driver
+// sees. It needs no GPU.
+func describeCUDA() string {
 	var b strings.Builder
-	drv, _ := cu.DriverVersion()
-	fmt.Fprintf(&b, "driver:     %s, CUDA %d.%d\n", cu.DriverLibrary(), drv/1000, drv%1000/10)
+	libs := cu.Libraries()
+	for _, l := range libs {
+		label := l.Lib + ":"
+		if l.Lib == "cuda" {
+			label = "driver:"
+		}
+		switch {
+		case l.Err != nil:
+			fmt.Fprintf(&b, "%-11s unavailable: %v\n", label, l.Err)
+			if len(l.Searched) > 0 {
+				fmt.Fprintf(&b, "%-11s looked in: %s\n", "", strings.Join(l.Searched, "; "))
+			}
+		case l.Lib == "cuda":
+			fmt.Fprintf(&b, "%-11s CUDA %s, %s (%s)\n", label, l.Version, l.Path, l.From)
+		default:
+			fmt.Fprintf(&b, "%-11s %s, %s (%s)\n", label, l.Version, l.Path, l.From)
+		}
+	}
+	if libs[0].Err != nil {
+		return b.String()
+	}
+	if err := cu.Init(); err != nil {
+		fmt.Fprintf(&b, "%-11s unavailable: %v\n", "gpu:", err)
+		return b.String()
+	}
 	n, err := cu.DeviceCount()
 	if err != nil {
-		return "", err
+		fmt.Fprintf(&b, "%-11s unavailable: %v\n", "gpu:", err)
+		return b.String()
 	}
 	for i := 0; i < n; i++ {
 		d, err := cu.DeviceGet(i)
 		if err != nil {
-			return "", err
+			fmt.Fprintf(&b, "gpu %d:      unavailable: %v\n", i, err)
+			continue
 		}
 		name, _ := d.Name()
 		ma, mi, _ := d.ComputeCapability()
 		mem, _ := d.TotalMem()
 		fmt.Fprintf(&b, "gpu %d:      %s, sm_%d%d, %.1f GiB\n", i, name, ma, mi, float64(mem)/(1<<30))
 	}
-	if ma, mi, err := cu.NVRTCVersion(); err == nil {
-		fmt.Fprintf(&b, "nvrtc:      %d.%d (%s)\n", ma, mi, cu.NVRTCLibrary())
-	} else {
-		fmt.Fprintf(&b, "nvrtc:      unavailable: %v\n", err)
-	}
-	if v, err := cu.DNNVersion(); err == nil {
-		fmt.Fprintf(&b, "cudnn:      %d.%d.%d (%s)\n", v/10000, v%10000/100, v%100, cu.DNNLibrary())
-	} else {
-		fmt.Fprintf(&b, "cudnn:      unavailable: %v\n", err)
-	}
-	if bl, err := cu.NewBLAS(); err == nil {
-		if v, err := bl.Version(); err == nil {
-			fmt.Fprintf(&b, "cublas:     %d.%d.%d (%s)\n", v/10000, v%10000/100, v%100, cu.BLASLibrary())
-		}
-		bl.Destroy()
-	} else {
-		fmt.Fprintf(&b, "cublas:     unavailable: %v\n", err)
-	}
-	return b.String(), nil
+	return b.String()
 }

@@ -110,12 +110,12 @@ func TestCallAllocations(t *testing.T) {
 // may be absent, a missing required one names itself in the error.
 func TestSymbolResolution(t *testing.T) {
 	libc(t)
-	spec := libSpec{lib: "libc", names: func() []string { return []string{"libc.so.6"} },
+	spec := libSpec{lib: "libc", paths: func() []string { return []string{"libc.so.6"} }, sonames: []string{"libc.so.6"},
 		missing: "libc not found", install: "install glibc", sentinel: ErrNoLibrary}
 	var alt, opt, req uintptr
 	loaded, err := spec.load([]symbol{need(&alt, "no_such_function_v2", "strlen"), maybe(&opt, "no_such_function")})
-	if err != nil || loaded != "libc.so.6" || alt == 0 || opt != 0 {
-		t.Fatalf("load: %q %v, strlen %#x, optional %#x", loaded, err, alt, opt)
+	if err != nil || loaded.path != "libc.so.6" || alt == 0 || opt != 0 {
+		t.Fatalf("load: %q %v, strlen %#x, optional %#x", loaded.path, err, alt, opt)
 	}
 	_, err = spec.load([]symbol{need(&req, "no_such_function")})
 	var le *LoadError

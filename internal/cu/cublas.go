@@ -6,25 +6,28 @@ import (
 	"unsafe"
 )
 
+// blasSpec: cuBLAS opens cuBLASLt by bare name, so a cuBLAS from a folder
+// off the loader's path gets its cuBLASLt opened first.
 var blasSpec = libSpec{
 	lib:      "cublas",
-	names:    versioned("libcublas.so.13", "libcublas.so.12"),
-	missing:  "libcublas.so.13 (or .12) not found",
-	install:  "install cuBLAS 13 (e.g. the libcublas-13-0 package, or use an nvidia/cuda 13.0 runtime image)",
+	sonames:  []string{"libcublas.so.13", "libcublas.so.12", "libcublas.so.11"},
+	deps:     []string{"libcublasLt.so.[0-9]*"},
+	missing:  "libcublas.so.13 (or .12, .11) not found",
+	install:  "install cuBLAS (pip install nvidia-cublas, the libcublas-13-0 package, or an nvidia/cuda runtime image) or set " + LibDirEnv + " to its folder",
 	sentinel: ErrNoLibrary,
 }
 
 var blas struct {
 	once sync.Once
 	err  error
-	lib  string
+	lib  loaded
 
 	cublasCreate, cublasDestroy, cublasGetVersion, cublasSetStream, cublasSetMathMode uintptr
 	cublasSetWorkspace, cublasSgemm, cublasSgemmStridedBatched                        uintptr
-	cublasGetStatusName, cublasGetStatusString                                        uintptr
+	cublasGetStatusName, cublasGetStatusString, cublasGetProperty                     uintptr
 }
 
-// LoadBLAS loads libcublas (13, else 12), once; NewBLAS calls it. Its error
+// LoadBLAS loads libcublas (13, else 12, else 11), once; NewBLAS calls it. Its error
 // matches ErrNoLibrary and says what to install.
 func LoadBLAS() error {
 	blas.once.Do(func() {
@@ -43,6 +46,7 @@ func LoadBLAS() error {
 			need(&blas.cublasSgemmStridedBatched, "cublasSgemmStridedBatched"),
 			maybe(&blas.cublasGetStatusName, "cublasGetStatusName"),
 			maybe(&blas.cublasGetStatusString, "cublasGetStatusString"),
+			maybe(&blas.cublasGetProperty, "cublasGetProperty"),
 		})
 	})
 	return blas.err
@@ -53,7 +57,25 @@ func BLASLibrary() string {
 	if LoadBLAS() != nil {
 		return ""
 	}
-	return blas.lib
+	return blas.lib.path
+}
+
+// BLASLibraryVersion returns the loaded cuBLAS's version as major, minor,
+// patch (cublasGetProperty), which needs no device.
+func BLASLibraryVersion() (major, minor, patch int, err error) {
+	if err := LoadBLAS(); err != nil {
+		return 0, 0, 0, err
+	}
+	if blas.cublasGetProperty == 0 {
+		return 0, 0, 0, fmt.Errorf("cublas: %s does not export cublasGetProperty", blas.lib.path)
+	}
+	var v [3]int32
+	for i := range v { // MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL (library_types.h)
+		if r := status(call2(blas.cublasGetProperty, uintptr(i), uintptr(unsafe.Pointer(&v[i])))); r != 0 {
+			return 0, 0, 0, blasError(r, "cublasGetProperty(%d)", i)
+		}
+	}
+	return int(v[0]), int(v[1]), int(v[2]), nil
 }
 
 // BLASStatus is a cublasStatus_t.

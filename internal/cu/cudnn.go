@@ -7,11 +7,18 @@ import (
 	"unsafe"
 )
 
+// dnnSpec: libcudnn.so.9 (and .8) is a shim that opens its sub-libraries
+// (libcudnn_graph, _ops, _cnn, ...) by bare name, and they open cuBLASLt
+// and NVRTC; from a folder off the loader's path those are opened first,
+// from the same folder or a sibling pip wheel.
 var dnnSpec = libSpec{
-	lib:      "cudnn",
-	names:    func() []string { return []string{"libcudnn.so.9", "libcudnn.so.8"} },
+	lib:     "cudnn",
+	sonames: []string{"libcudnn.so.9", "libcudnn.so.8"},
+	deps: []string{"libcublasLt.so.[0-9]*", "libnvrtc.so.[0-9]*", "libnvrtc-builtins.so.*",
+		"libcudnn_graph.so.[0-9]*", "libcudnn_ops.so.[0-9]*", "libcudnn_ops_infer.so.[0-9]*", "libcudnn_ops_train.so.[0-9]*",
+		"libcudnn_cnn.so.[0-9]*", "libcudnn_cnn_infer.so.[0-9]*", "libcudnn_cnn_train.so.[0-9]*"},
 	missing:  "libcudnn.so.9 (or .8) not found",
-	install:  "install cuDNN 9 (e.g. the nvidia/cuda:13.0-cudnn-runtime image or the libcudnn9-cuda-13 package)",
+	install:  "install cuDNN 9 (pip install nvidia-cudnn-cu13 or nvidia-cudnn-cu12, conda install cudnn, the libcudnn9-cuda-13 package, or an nvidia/cuda cudnn-runtime image) or set " + LibDirEnv + " to its folder",
 	sentinel: ErrNoLibrary,
 }
 
@@ -23,7 +30,7 @@ var dnnSpec = libSpec{
 var dnn struct {
 	once sync.Once
 	err  error
-	lib  string
+	lib  loaded
 
 	cudnnGetVersion, cudnnGetErrorString, cudnnGetLastErrorString, cudnnCreate, cudnnDestroy, cudnnSetStream uintptr
 
@@ -93,17 +100,26 @@ func DNNLibrary() string {
 	if LoadDNN() != nil {
 		return ""
 	}
-	return dnn.lib
+	return dnn.lib.path
 }
 
-// DNNVersion returns the loaded cuDNN's version (cudnnGetVersion): 91400
-// for 9.14.0 (major*10000 + minor*100 + patch; cuDNN 8 used major*1000 +
-// minor*100 + patch).
+// DNNVersion returns the loaded cuDNN's version number (cudnnGetVersion):
+// 91400 for 9.14.0, 8907 for 8.9.7. DecodeDNNVersion splits it.
 func DNNVersion() (int, error) {
 	if err := LoadDNN(); err != nil {
 		return 0, err
 	}
 	return int(call0(dnn.cudnnGetVersion)), nil
+}
+
+// DecodeDNNVersion splits a cudnnGetVersion number: cuDNN 9 encodes
+// major·10000 + minor·100 + patch (91400 is 9.14.0), cuDNN 8 and earlier
+// major·1000 + minor·100 + patch (8907 is 8.9.7).
+func DecodeDNNVersion(v int) (major, minor, patch int) {
+	if v >= 10000 {
+		return v / 10000, v % 10000 / 100, v % 100
+	}
+	return v / 1000, v % 1000 / 100, v % 100
 }
 
 // DNNStatus is a cudnnStatus_t. The constants are cuDNN 9's values (cuDNN 8

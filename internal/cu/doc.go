@@ -9,12 +9,24 @@
 // when first used, so pad builds with CGO_ENABLED=0, needs no CUDA headers or
 // toolkit to compile, vets and tests its GPU code on machines without a GPU,
 // and one static binary runs on any machine with a driver. The sonames
-// tried, in order (the current major version first, then the previous one):
+// tried, newest first:
 //
-//	driver  libcuda.so.1                      (CUDA 12 and 13 drivers)
-//	NVRTC   libnvrtc.so.13,  libnvrtc.so.12   then $CUDA_HOME/lib64, $CUDA_PATH/lib64, /usr/local/cuda/lib64
-//	cuBLAS  libcublas.so.13, libcublas.so.12  then the same directories
+//	driver  libcuda.so.1                                      (drivers from CUDA 11.8 on)
+//	NVRTC   libnvrtc.so.13,  libnvrtc.so.12,  libnvrtc.so.11.2 (CUDA 11.2 to 11.8)
+//	cuBLAS  libcublas.so.13, libcublas.so.12, libcublas.so.11
 //	cuDNN   libcudnn.so.9,   libcudnn.so.8
+//
+// They are searched for where NVIDIA's libraries are on real machines, in
+// order: the folders named by $PAD_CUDA_LIB_DIR, $CUDA_HOME or $CUDA_PATH,
+// the active virtualenv's and python3's pip wheels
+// (site-packages/nvidia/*/lib), $CONDA_PREFIX/lib, the toolkits under
+// /usr/local (cuda, then cuda-X.Y newest first), and last the dynamic
+// loader's own path. The driver is looked for in $PAD_CUDA_LIB_DIR and on
+// the loader's path only. A library loaded from a folder off the loader's
+// path gets the libraries it opens by bare name opened first from the same
+// folder (NVRTC's builtins, cuBLASLt, cuDNN's sub-libraries), or NVRTC
+// would fail every compile. Libraries reports, for each library, the file
+// and the place it came from, or where pad looked.
 //
 // A missing library yields a *LoadError whose text is one sentence saying
 // what is missing and what to install; a missing driver matches ErrNoDriver
@@ -23,7 +35,8 @@
 // done once per library; later calls return the same error.
 //
 // Every C signature is declared as the headers of CUDA 13.0, cuDNN 9 and
-// cuBLAS 13 declare it, binding the versioned symbols the headers map the
+// cuBLAS 13 declare it (the same as in CUDA 11.8, cuDNN 8 and cuBLAS 11 for
+// every function bound here), binding the versioned symbols the headers map the
 // API names to (cuMemAlloc_v2, cuMemcpyHtoDAsync_v2, cuStreamBeginCapture_v2,
 // cuDevicePrimaryCtxRelease_v2, cublasCreate_v2, cublasSgemm_v2, ...). The
 // context is the device's primary context (cuDevicePrimaryCtxRetain and

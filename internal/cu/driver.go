@@ -8,7 +8,8 @@ import (
 
 var driverSpec = libSpec{
 	lib:      "cuda",
-	names:    func() []string { return []string{"libcuda.so.1"} },
+	sonames:  []string{"libcuda.so.1"},
+	system:   true,
 	missing:  "no NVIDIA driver found (could not load libcuda.so.1)",
 	install:  "install the NVIDIA driver",
 	sentinel: ErrNoDriver,
@@ -19,7 +20,7 @@ var driverSpec = libSpec{
 var drv struct {
 	once sync.Once
 	err  error
-	lib  string
+	lib  loaded
 
 	initOnce sync.Once
 	initErr  error
@@ -130,7 +131,7 @@ func DriverLibrary() string {
 	if loadDriver() != nil {
 		return ""
 	}
-	return drv.lib
+	return drv.lib.path
 }
 
 // DriverVersion returns the CUDA version the driver supports, as

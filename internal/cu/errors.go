@@ -72,6 +72,9 @@ type LoadError struct {
 	// Tried lists the names and paths handed to the dynamic loader, in
 	// order.
 	Tried []string
+	// Searched lists the places looked in, "from: folder" (see LibInfo.From),
+	// in order.
+	Searched []string
 	// Loaded is the file that loaded when a symbol was missing, else "".
 	Loaded string
 	// Missing is the symbol that was not found, else "".

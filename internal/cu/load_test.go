@@ -185,7 +185,7 @@ func TestLoaderDetail(t *testing.T) {
 		t.Skip("no dynamic loader on this platform")
 	}
 	// A file that exists but is no library: the loader's message is kept.
-	spec := libSpec{lib: "test", names: func() []string { return []string{"/proc/self/status"} },
+	spec := libSpec{lib: "test", paths: func() []string { return []string{"/proc/self/status"} }, sonames: []string{"libtest.so.1"},
 		missing: "test library not found", install: "install nothing", sentinel: ErrNoLibrary}
 	_, err := spec.load(nil)
 	var le *LoadError

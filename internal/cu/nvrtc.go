@@ -7,25 +7,28 @@ import (
 	"unsafe"
 )
 
+// nvrtcSpec: CUDA 11.2 to 11.8 all ship libnvrtc.so.11.2.
 var nvrtcSpec = libSpec{
 	lib:      "nvrtc",
-	names:    versioned("libnvrtc.so.13", "libnvrtc.so.12"),
-	missing:  "libnvrtc.so.13 (or .12) not found",
-	install:  "install the CUDA 13 runtime compiler NVRTC (e.g. the cuda-nvrtc-13-0 package, or use an nvidia/cuda 13.0 runtime image)",
+	sonames:  []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"},
+	deps:     []string{"libnvrtc-builtins.so.*"},
+	missing:  "libnvrtc.so.13 (or .12, .11.2) not found",
+	install:  "install the CUDA runtime compiler NVRTC (pip install nvidia-cuda-nvrtc, the cuda-nvrtc-13-0 package, or an nvidia/cuda runtime image) or set " + LibDirEnv + " to its folder",
 	sentinel: ErrNoLibrary,
 }
 
 var nvrtc struct {
 	once sync.Once
 	err  error
-	lib  string
+	lib  loaded
 
 	nvrtcVersion, nvrtcGetErrorString, nvrtcCreateProgram, nvrtcCompileProgram, nvrtcDestroyProgram uintptr
 	nvrtcGetProgramLogSize, nvrtcGetProgramLog, nvrtcGetPTXSize, nvrtcGetPTX                        uintptr
 	nvrtcGetCUBINSize, nvrtcGetCUBIN                                                                uintptr
 }
 
-// LoadNVRTC loads libnvrtc (13, else 12), once; every NVRTC function calls
+// LoadNVRTC loads libnvrtc (13, else 12, else 11.2) and, from the same
+// folder, its builtins, once; every NVRTC function calls
 // it. Its error matches ErrNoLibrary and says what to install.
 func LoadNVRTC() error {
 	nvrtc.once.Do(func() {
@@ -51,7 +54,7 @@ func NVRTCLibrary() string {
 	if LoadNVRTC() != nil {
 		return ""
 	}
-	return nvrtc.lib
+	return nvrtc.lib.path
 }
 
 // NVRTCResult is an nvrtcResult.
