@@ -58,6 +58,7 @@ func paramCounts(t *testing.T) map[string]int {
 type launch struct {
 	name    string
 	args    int
+	widths  []uint8 // the byte width of each argument slot (KernelArgs.Widths)
 	grid    [3]uint32
 	threads uint32
 }
@@ -75,16 +76,19 @@ func fake(t *testing.T) (*Kernels, *[]launch) {
 	}
 	var got []launch
 	k.launchFn = func(f cu.Function, grid, block [3]uint32, s cu.Stream, a *cu.KernelArgs) error {
-		got = append(got, launch{names[f], a.Len(), grid, block[0]})
+		got = append(got, launch{names[f], a.Len(), append([]uint8(nil), a.Widths()...), grid, block[0]})
 		return nil
 	}
 	return k, &got
 }
 
-func TestLaunchersPassEveryParameter(t *testing.T) {
-	k, got := fake(t)
+// launcherCalls calls every launcher once with valid arguments. Between
+// them the calls launch every kernel (TestLaunchersPassEveryParameter
+// checks that); the tests that compare launches with the kernels' own
+// parameter lists share this one table.
+func launcherCalls(k *Kernels) []func() error {
 	p := cu.DevicePtr(0x1000)
-	calls := []func() error{
+	return []func() error{
 		func() error { return k.Fill(0, p, 10, 1) },
 		func() error { return k.LeakyReLU(0, p, 10, 0.2) },
 		func() error { return k.LeakyReLUBackward(0, p, p, 10, 0.2) },
@@ -109,17 +113,31 @@ func TestLaunchersPassEveryParameter(t *testing.T) {
 		func() error { return k.OcclusionMask(0, p, 32, 32, 1, -1, 0, 8, p) },
 		func() error { return k.Adam(0, p, p, p, p, p, 3, 100, 0.5, 0.999, 1e-8) },
 	}
-	for i, c := range calls {
+}
+
+// recordLaunches runs launcherCalls on fake Kernels and returns what they
+// launched, in order.
+func recordLaunches(t *testing.T) []launch {
+	t.Helper()
+	k, got := fake(t)
+	for i, c := range launcherCalls(k) {
 		if err := c(); err != nil {
-			t.Fatalf("call %d: %v", i, err)
+			t.Fatalf("launcher call %d: %v", i, err)
 		}
 	}
+	return *got
+}
+
+func TestLaunchersPassEveryParameter(t *testing.T) {
 	counts := paramCounts(t)
 	seen := map[string]bool{}
-	for _, l := range *got {
+	for _, l := range recordLaunches(t) {
 		seen[l.name] = true
 		if l.args != counts[l.name] {
 			t.Errorf("%s: launcher passes %d arguments, the kernel takes %d", l.name, l.args, counts[l.name])
+		}
+		if len(l.widths) != l.args {
+			t.Errorf("%s: %d argument widths recorded for %d arguments", l.name, len(l.widths), l.args)
 		}
 		if l.grid[0] == 0 || l.grid[1] == 0 || l.threads == 0 || l.threads%32 != 0 {
 			t.Errorf("%s: launch shape grid %v block %d", l.name, l.grid, l.threads)

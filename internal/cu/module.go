@@ -160,11 +160,14 @@ const MaxKernelArgs = 32
 // Each value occupies its own 8-byte slot; the kernel reads as many bytes
 // as its parameter's type has, so the slots suit any scalar up to 8 bytes
 // on little-endian hosts (all CUDA hosts). Pass larger values (structs)
-// with LaunchKernel.
+// with LaunchKernel. Each slot also records the width of the C type it was
+// appended as (Widths), so tests can compare a launch with the kernel's
+// compiled parameter list.
 type KernelArgs struct {
-	n    int
-	vals [MaxKernelArgs]uint64
-	ptrs [MaxKernelArgs]unsafe.Pointer
+	n      int
+	vals   [MaxKernelArgs]uint64
+	widths [MaxKernelArgs]uint8
+	ptrs   [MaxKernelArgs]unsafe.Pointer
 }
 
 // Reset empties the block.
@@ -177,9 +180,10 @@ func (a *KernelArgs) Reset() *KernelArgs {
 // beyond MaxKernelArgs (which make the launch fail).
 func (a *KernelArgs) Len() int { return a.n }
 
-func (a *KernelArgs) add(v uint64) *KernelArgs {
+func (a *KernelArgs) add(v uint64, width uint8) *KernelArgs {
 	if a.n < MaxKernelArgs {
 		a.vals[a.n] = v
+		a.widths[a.n] = width
 	}
 	a.n++
 	return a
@@ -189,26 +193,32 @@ func (a *KernelArgs) add(v uint64) *KernelArgs {
 // MaxKernelArgs), e.g. to record a launch and replay it later.
 func (a *KernelArgs) Values() []uint64 { return a.vals[:min(a.n, MaxKernelArgs)] }
 
+// Widths returns, for each slot Values returns, the size in bytes of the
+// C type it was appended as: 8 for Ptr, Int64, Uint64 and Float64, 4 for
+// Int32, Uint32 and Float32. It allocates nothing; the slice is valid
+// until the next Reset.
+func (a *KernelArgs) Widths() []uint8 { return a.widths[:min(a.n, MaxKernelArgs)] }
+
 // Ptr appends a device pointer (a T* parameter).
-func (a *KernelArgs) Ptr(p DevicePtr) *KernelArgs { return a.add(uint64(p)) }
+func (a *KernelArgs) Ptr(p DevicePtr) *KernelArgs { return a.add(uint64(p), 8) }
 
 // Int32 appends an int parameter.
-func (a *KernelArgs) Int32(v int32) *KernelArgs { return a.add(uint64(uint32(v))) }
+func (a *KernelArgs) Int32(v int32) *KernelArgs { return a.add(uint64(uint32(v)), 4) }
 
 // Uint32 appends an unsigned int parameter.
-func (a *KernelArgs) Uint32(v uint32) *KernelArgs { return a.add(uint64(v)) }
+func (a *KernelArgs) Uint32(v uint32) *KernelArgs { return a.add(uint64(v), 4) }
 
-// Int64 appends a long long parameter.
-func (a *KernelArgs) Int64(v int64) *KernelArgs { return a.add(uint64(v)) }
+// Int64 appends a long or long long parameter.
+func (a *KernelArgs) Int64(v int64) *KernelArgs { return a.add(uint64(v), 8) }
 
 // Uint64 appends an unsigned long long parameter.
-func (a *KernelArgs) Uint64(v uint64) *KernelArgs { return a.add(v) }
+func (a *KernelArgs) Uint64(v uint64) *KernelArgs { return a.add(v, 8) }
 
 // Float32 appends a float parameter.
-func (a *KernelArgs) Float32(v float32) *KernelArgs { return a.add(uint64(math.Float32bits(v))) }
+func (a *KernelArgs) Float32(v float32) *KernelArgs { return a.add(uint64(math.Float32bits(v)), 4) }
 
 // Float64 appends a double parameter.
-func (a *KernelArgs) Float64(v float64) *KernelArgs { return a.add(math.Float64bits(v)) }
+func (a *KernelArgs) Float64(v float64) *KernelArgs { return a.add(math.Float64bits(v), 8) }
 
 // LaunchKernelArgs is LaunchKernel with the arguments of a KernelArgs. It
 // allocates nothing.
