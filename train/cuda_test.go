@@ -16,6 +16,7 @@ import (
 	"github.com/pad-dreaming/pad/backend/cuda"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/cu"
+	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/metrics"
 )
 
@@ -24,7 +25,7 @@ func gpuBackend(t *testing.T, precision string, graphs bool) *cuda.Backend {
 	runtime.LockOSThread()
 	b, err := cuda.New(cuda.Options{Precision: precision, NoGraphs: !graphs, CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
 	if errors.Is(err, cuda.ErrUnavailable) {
-		t.Skipf("no GPU: %v", err)
+		testkit.SkipOrFailNoGPU(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

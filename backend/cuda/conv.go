@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/cu"
@@ -13,7 +14,7 @@ import (
 // by timing every candidate on scratch buffers (cudnnFind…Ex), so the real
 // outputs (which a beta = 1 call accumulates into) are never clobbered;
 // the workspace grows to the largest chosen algorithm's need. Both happen
-// during the first iteration only.
+// during the first iteration only (rankAlgos has the rule).
 type convPlan struct {
 	x, y *cu.TensorDesc
 	w    *cu.FilterDesc
@@ -52,16 +53,56 @@ func (b *Backend) mathType() cu.DNNMath {
 	return cu.DNNTensorOpMath
 }
 
-// acceptable says whether an algorithm result fits the precision: FP32
-// rejects anything measured with tensor-op math.
-func (b *Backend) acceptable(pf cu.AlgoPerf) bool {
-	if !pf.OK() {
-		return false
+// algoChoice is an algorithm search result and the math type to run it
+// with.
+type algoChoice struct {
+	perf cu.AlgoPerf
+	math cu.DNNMath
+	// forced: math is not the math type the result was measured with, so
+	// cuDNN may lack that variant of the algorithm, and its workspace and
+	// speed are unknown.
+	forced bool
+}
+
+// rankAlgos turns the results of an algorithm search (cuDNN lists them
+// fastest first) into the choices to try, best first. Only usable results
+// count: status success, and a workspace of at most maxWorkspace bytes.
+//
+// At TF32 precision (fp32 false) every usable result is a choice, in
+// cuDNN's order, with the math type it was measured with: tensor cores
+// allowed.
+//
+// At FP32 precision only results measured with FMA math are accepted, in
+// cuDNN's order: FMA is the one math type that rules out TF32.
+// CUDNN_DEFAULT_MATH permits TF32 tensor cores on Ampere and later, and
+// the tensor-op math types ask for them. If no usable result was measured
+// with FMA math, the fallback is every usable algorithm measured with
+// another math type, each once, those measured with the default math
+// first (on GPUs before Ampere the default is FMA), each in cuDNN's order,
+// with FMA math set explicitly (forced): the caller must then ask cuDNN
+// for the workspace of the FMA variant and check that it runs, and go on
+// to the next choice if it does not.
+func rankAlgos(perfs []cu.AlgoPerf, fp32 bool, maxWorkspace int) []algoChoice {
+	usable := func(pf cu.AlgoPerf) bool { return pf.OK() && pf.Memory <= uintptr(maxWorkspace) }
+	var out []algoChoice
+	for _, pf := range perfs {
+		if usable(pf) && (!fp32 || pf.MathType == cu.DNNFMAMath) {
+			out = append(out, algoChoice{perf: pf, math: pf.MathType})
+		}
 	}
-	if b.opt.Precision == "fp32" {
-		return pf.MathType != cu.DNNTensorOpMath && pf.MathType != cu.DNNTensorOpMathAllowConversion
+	if !fp32 || len(out) > 0 {
+		return out
 	}
-	return true
+	seen := map[int]bool{}
+	for _, defaultMath := range []bool{true, false} {
+		for _, pf := range perfs {
+			if usable(pf) && (pf.MathType == cu.DNNDefaultMath) == defaultMath && !seen[pf.Algo] {
+				seen[pf.Algo] = true
+				out = append(out, algoChoice{perf: pf, math: cu.DNNFMAMath, forced: true})
+			}
+		}
+	}
+	return out
 }
 
 // searchWorkspace is the most workspace an algorithm may use (bytes).
@@ -156,17 +197,36 @@ func (b *Backend) growWorkspace(bytes int) error {
 	return nil
 }
 
-// choose picks the fastest acceptable result and sets its math type.
-func (b *Backend) choose(g backend.ConvGeom, what string, perfs []cu.AlgoPerf, d *cu.ConvDesc) (cu.AlgoPerf, error) {
-	for _, pf := range perfs {
-		if b.acceptable(pf) && int(pf.Memory) <= searchWorkspace {
-			if err := d.SetMathType(pf.MathType); err != nil {
-				return pf, err
-			}
-			return pf, b.growWorkspace(int(pf.Memory))
+// choose picks the first choice of rankAlgos that works, sets its math
+// type on d and grows the workspace for it. For a forced choice, try (run
+// with d set to the choice's math type) returns the workspace the
+// algorithm needs and runs it once on scratch buffers; a choice whose try
+// fails, or that needs more than searchWorkspace, is passed over.
+func (b *Backend) choose(g backend.ConvGeom, what string, perfs []cu.AlgoPerf, d *cu.ConvDesc, try func(algo int) (int, error)) (cu.AlgoPerf, error) {
+	var passed []string
+	for _, c := range rankAlgos(perfs, b.opt.Precision == "fp32", searchWorkspace) {
+		if err := d.SetMathType(c.math); err != nil {
+			return c.perf, err
 		}
+		need := int(c.perf.Memory)
+		if c.forced {
+			n, err := try(c.perf.Algo)
+			if err == nil && n > searchWorkspace {
+				err = fmt.Errorf("needs %d bytes of workspace", n)
+			}
+			if err != nil {
+				passed = append(passed, fmt.Sprintf("algorithm %d (measured with %v, run with %v): %v", c.perf.Algo, c.perf.MathType, c.math, err))
+				continue
+			}
+			need = n
+		}
+		return c.perf, b.growWorkspace(need)
 	}
-	return cu.AlgoPerf{}, fmt.Errorf("no %s algorithm for %v at %s precision among %d candidates", what, g, b.opt.Precision, len(perfs))
+	err := fmt.Errorf("no %s algorithm for %v at %s precision among %d candidates", what, g, b.opt.Precision, len(perfs))
+	if len(passed) > 0 {
+		err = fmt.Errorf("%w; passed over: %s", err, strings.Join(passed, "; "))
+	}
+	return cu.AlgoPerf{}, err
 }
 
 // ConvForward computes y = conv(x, w).
@@ -187,7 +247,13 @@ func (b *Backend) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
 			if err != nil {
 				return err
 			}
-			pf, err := b.choose(g, "forward", perfs, p.fwdDesc)
+			pf, err := b.choose(g, "forward", perfs, p.fwdDesc, func(algo int) (int, error) {
+				n, err := b.dnn.ForwardWorkspaceSize(p.x, p.w, p.fwdDesc, p.y, cu.ConvFwdAlgo(algo))
+				if err != nil || n > searchWorkspace {
+					return n, err
+				}
+				return n, b.dnn.ConvForward(1, p.x, xp, p.w, wp, p.fwdDesc, cu.ConvFwdAlgo(algo), s[1], searchWorkspace, 0, p.y, s[0])
+			})
 			p.fwd = cu.ConvFwdAlgo(pf.Algo)
 			return err
 		}, g.YLen()*4, searchWorkspace)
@@ -218,7 +284,13 @@ func (b *Backend) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, be
 			if err != nil {
 				return err
 			}
-			pf, err := b.choose(g, "backward-data", perfs, p.bdDesc)
+			pf, err := b.choose(g, "backward-data", perfs, p.bdDesc, func(algo int) (int, error) {
+				n, err := b.dnn.BackwardDataWorkspaceSize(p.w, p.y, p.bdDesc, p.x, cu.ConvBwdDataAlgo(algo))
+				if err != nil || n > searchWorkspace {
+					return n, err
+				}
+				return n, b.dnn.ConvBackwardData(1, p.w, wp, p.y, dyp, p.bdDesc, cu.ConvBwdDataAlgo(algo), s[1], searchWorkspace, 0, p.x, s[0])
+			})
 			p.bd = cu.ConvBwdDataAlgo(pf.Algo)
 			return err
 		}, g.XLen()*4, searchWorkspace)
@@ -249,7 +321,13 @@ func (b *Backend) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, 
 			if err != nil {
 				return err
 			}
-			pf, err := b.choose(g, "backward-filter", perfs, p.bfDesc)
+			pf, err := b.choose(g, "backward-filter", perfs, p.bfDesc, func(algo int) (int, error) {
+				n, err := b.dnn.BackwardFilterWorkspaceSize(p.x, p.y, p.bfDesc, p.w, cu.ConvBwdFilterAlgo(algo))
+				if err != nil || n > searchWorkspace {
+					return n, err
+				}
+				return n, b.dnn.ConvBackwardFilter(1, p.x, xp, p.y, dyp, p.bfDesc, cu.ConvBwdFilterAlgo(algo), s[1], searchWorkspace, 0, p.w, s[0])
+			})
 			p.bf = cu.ConvBwdFilterAlgo(pf.Algo)
 			return err
 		}, g.WLen()*4, searchWorkspace)

@@ -5,26 +5,30 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/internal/cu"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // Every custom kernel and cuDNN path is checked against its CPU twin on
-// random sizes. Without a GPU these tests skip, except the no-driver test.
+// random sizes. Without a GPU these tests skip, except the no-driver test;
+// where a GPU is expected (testkit.GPUExpected) they fail instead.
 
-// gpu opens the CUDA backend in exact FP32 mode, or skips the test.
+// gpu opens the CUDA backend in exact FP32 mode, or skips the test (fails
+// it where a GPU is expected).
 func gpu(t *testing.T) *Backend {
 	t.Helper()
 	runtime.LockOSThread()
 	b, err := New(Options{Precision: "fp32", CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
 	if errors.Is(err, ErrUnavailable) {
-		t.Skipf("no GPU: %v", err)
+		testkit.SkipOrFailNoGPU(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +37,10 @@ func gpu(t *testing.T) *Backend {
 	return b
 }
 
+// TestNoGPUFallsBackCleanly checks the error New returns where the GPU
+// cannot be used. It runs wherever New fails, also where a GPU is
+// expected: the fallback must be clean there too, while the tests that
+// need the GPU fail (gpu above).
 func TestNoGPUFallsBackCleanly(t *testing.T) {
 	runtime.LockOSThread()
 	b, err := New(Options{})
@@ -45,6 +53,9 @@ func TestNoGPUFallsBackCleanly(t *testing.T) {
 	}
 	if strings.Count(err.Error(), "\n") > 0 || len(err.Error()) < 20 {
 		t.Fatalf("the error should be one clear sentence: %q", err)
+	}
+	if ok, why := testkit.GPUExpected(); ok {
+		t.Logf("%s, yet New falls back: %v", why, err)
 	}
 }
 
@@ -368,8 +379,118 @@ func TestGraphStepsMatchCPU(t *testing.T) {
 		w.same(fmt.Sprintf("iteration %d: noise + upload", it), r, 1e-6)
 		w.same(fmt.Sprintf("iteration %d: mask", it), m, 0)
 	}
-	if st := g.GraphStats(); st.Captures != 2 || st.Replays != 6 || st.Off != "" {
+	// Each half's tape runs directly the first time (iterations 0 and 1),
+	// is captured the second (2 and 3) and replayed from then on (4 to 7).
+	if st := g.GraphStats(); st.Captures != 2 || st.Replays != 4 || st.Direct != 2 || st.Off != "" {
 		t.Errorf("graphs: %s", g.GraphSummary())
+	}
+}
+
+// TestGraphConvStepsMatchCPU records steps of convolutions with the weight
+// gradient on the side stream (so both cuDNN handles work inside the
+// graphs) and checks every iteration against the CPU: the first run of
+// each tape is direct, the next captured, the later ones replayed.
+func TestGraphConvStepsMatchCPU(t *testing.T) {
+	runtime.LockOSThread()
+	g, err := New(Options{Precision: "fp32", CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	if errors.Is(err, ErrUnavailable) {
+		testkit.SkipOrFailNoGPU(t, err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if g.side.stream == 0 || g.steps == nil || !g.steps.enabled {
+		t.Fatalf("want graphs and a side stream: %s", g.Name())
+	}
+	w := &twins{t: t, c: cpu.New(0), g: g}
+	cg := backend.NewConv(8, 16, 16, 16, 32, 4, 2, 1)
+	x, wt, dy := w.zeros(cg.XLen()), w.buf(randn(cg.WLen(), 1)), w.zeros(cg.YLen())
+	y, dx, dw := w.zeros(cg.YLen()), w.zeros(cg.XLen()), w.zeros(cg.WLen())
+	for it := 0; it < 6; it++ {
+		hx, hdy := randn(cg.XLen(), uint64(10+it)), randn(cg.YLen(), uint64(20+it))
+		g.BeginStep()
+		g.Upload(x.g, hx)
+		g.Upload(dy.g, hdy)
+		g.ConvForward(cg, x.g, wt.g, y.g)
+		g.BeginSide()
+		g.ConvBackwardFilter(cg, x.g, dy.g, dw.g, 0)
+		g.EndSide()
+		g.ConvBackwardData(cg, dy.g, wt.g, dx.g, 0)
+		g.JoinSide()
+		g.EndStep()
+		w.c.Upload(x.c, hx)
+		w.c.Upload(dy.c, hdy)
+		w.c.ConvForward(cg, x.c, wt.c, y.c)
+		w.c.ConvBackwardFilter(cg, x.c, dy.c, dw.c, 0)
+		w.c.ConvBackwardData(cg, dy.c, wt.c, dx.c, 0)
+		w.same(fmt.Sprintf("iteration %d: ConvForward", it), y, 1e-5)
+		w.same(fmt.Sprintf("iteration %d: ConvBackwardData", it), dx, 1e-5)
+		w.same(fmt.Sprintf("iteration %d: ConvBackwardFilter (side stream)", it), dw, 1e-5)
+	}
+	if st := g.GraphStats(); st.Direct != 2 || st.Captures != 2 || st.Replays != 2 || st.Off != "" {
+		t.Errorf("graphs: %s", g.GraphSummary())
+	}
+}
+
+// In FP32 mode only results measured with FMA math are accepted; without
+// any, each algorithm is tried with FMA math set explicitly. In TF32 mode
+// every usable result counts, with its own math type.
+func TestRankAlgos(t *testing.T) {
+	const limit = 1 << 20
+	perf := func(algo int, m cu.DNNMath, status int, mem uintptr) cu.AlgoPerf {
+		return cu.AlgoPerf{Algo: algo, Status: status, Memory: mem, MathType: m}
+	}
+	type pick struct {
+		algo   int
+		math   cu.DNNMath
+		forced bool
+	}
+	picks := func(cs []algoChoice) []pick {
+		var out []pick
+		for _, c := range cs {
+			out = append(out, pick{c.perf.Algo, c.math, c.forced})
+		}
+		return out
+	}
+	mixed := []cu.AlgoPerf{
+		perf(1, cu.DNNTensorOpMath, 0, 0),  // fastest, tensor cores
+		perf(6, cu.DNNDefaultMath, 0, 100), // may be TF32 on Ampere and later
+		perf(7, cu.DNNFMAMath, 3, 0),       // failed
+		perf(4, cu.DNNFMAMath, 0, limit+1), // too much workspace
+		perf(0, cu.DNNFMAMath, 0, 0),       // usable
+		perf(2, cu.DNNTensorOpMathAllowConversion, 0, 0),
+		perf(5, cu.DNNFMAMath, 0, limit), // usable, at the limit
+	}
+	noFMA := []cu.AlgoPerf{
+		perf(1, cu.DNNTensorOpMath, 0, 0),
+		perf(6, cu.DNNDefaultMath, 3, 0), // failed
+		perf(0, cu.DNNDefaultMath, 0, 10),
+		perf(1, cu.DNNDefaultMath, 0, 20),       // also measured with tensor ops
+		perf(3, cu.DNNTensorOpMath, 0, limit+1), // too much workspace
+		perf(2, cu.DNNTensorOpMathAllowConversion, 0, 0),
+	}
+	for _, c := range []struct {
+		name  string
+		perfs []cu.AlgoPerf
+		fp32  bool
+		want  []pick
+	}{
+		{"fp32 takes FMA results only", mixed, true, []pick{{0, cu.DNNFMAMath, false}, {5, cu.DNNFMAMath, false}}},
+		{"tf32 takes every usable result", mixed, false, []pick{
+			{1, cu.DNNTensorOpMath, false}, {6, cu.DNNDefaultMath, false}, {0, cu.DNNFMAMath, false},
+			{2, cu.DNNTensorOpMathAllowConversion, false}, {5, cu.DNNFMAMath, false}}},
+		{"fp32 without FMA results forces FMA", noFMA, true, []pick{
+			{0, cu.DNNFMAMath, true}, {1, cu.DNNFMAMath, true}, {2, cu.DNNFMAMath, true}}},
+		{"tf32 without FMA results", noFMA, false, []pick{
+			{1, cu.DNNTensorOpMath, false}, {0, cu.DNNDefaultMath, false}, {1, cu.DNNDefaultMath, false},
+			{2, cu.DNNTensorOpMathAllowConversion, false}}},
+		{"nothing usable", []cu.AlgoPerf{perf(0, cu.DNNFMAMath, 9, 0), perf(1, cu.DNNDefaultMath, 0, limit+1)}, true, nil},
+		{"no results", nil, true, nil},
+	} {
+		if got := picks(rankAlgos(c.perfs, c.fp32, limit)); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
 	}
 }
 

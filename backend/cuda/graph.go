@@ -29,11 +29,21 @@ import (
 // steps; before the host writes a half, it waits for the step that last
 // read it.
 //
+// A tape is not captured the first time it is seen: its first run is
+// issued directly, and only its next occurrence is captured. Whatever the
+// work uses for the first time (the main and side streams' cuDNN handles,
+// their workspaces, a kernel's module) is then set up outside a capture,
+// where a library may allocate or synchronize; inside one that is illegal
+// and breaks the capture.
+//
 // A Sync, Download, Free or an oversized argument inside a step flushes the
 // tape: what was recorded is issued directly and the rest of the step runs
-// without a graph. If capture fails (a library refusing to be captured,
-// say), graphs are switched off for good and the step runs directly; the
-// reason is kept for GraphStats.
+// without a graph. These happen while a step is recorded, never while it
+// is captured: the capture issues a finished tape inside EndStep. If
+// capture fails (a library refusing to be captured, say), the capture is
+// ended (after joining the side stream, if the failure came between a fork
+// and its join), graphs are switched off for good and the step runs
+// directly; the reason is kept for GraphStats.
 
 type entryKind uint8
 
@@ -76,10 +86,13 @@ type graphDriver interface {
 	// no step is being recorded.
 	eagerArg(data []byte) (cu.DevicePtr, error)
 	// beginCapture starts capturing the stream; endCapture ends it and
-	// instantiates the graph; abortCapture ends a failed capture.
+	// instantiates the graph; abortCapture ends a failed capture and
+	// discards what was captured. Both end the capture on every stream
+	// that joined it, provided that every fork was joined first; an error
+	// matching errCaptureBroken means a stream is still capturing.
 	beginCapture() error
 	endCapture() (cu.GraphExec, error)
-	abortCapture()
+	abortCapture() error
 	launch(g cu.GraphExec) error
 	destroy(g cu.GraphExec)
 	// markHalf records that the work queued so far reads arena half h;
@@ -88,17 +101,24 @@ type graphDriver interface {
 	waitHalf(h int) error
 }
 
+// errCaptureBroken is matched by the error of a driver's endCapture or
+// abortCapture when a stream is left capturing: nothing more can be issued
+// on it, so the step fails instead of running directly.
+var errCaptureBroken = errors.New("a stream is still capturing after the capture was ended")
+
 // GraphStats say how often steps were replayed from a graph.
 type GraphStats struct {
 	Enabled  bool   // graphs are wanted and have not failed
 	Captures int    // graphs captured
 	Replays  int    // steps launched from a graph captured before
-	Direct   int    // steps issued without a graph (flushed or failed)
+	Direct   int    // steps issued without a graph (a new tape's first run, flushed or failed)
 	Cached   int    // graphs kept now
 	Off      string // why graphs were switched off, if they were
 }
 
-type cachedGraph struct {
+// A knownTape is a tape seen before: one that ran directly once (exec 0),
+// or one captured into a graph (exec ≠ 0).
+type knownTape struct {
 	hash  uint64
 	half  int
 	used  int
@@ -107,15 +127,20 @@ type cachedGraph struct {
 	stamp uint64
 }
 
-// maxGraphs bounds the graphs kept. PAD needs four: two parities of the
-// memory swap, each with and without an older memory (an epoch's first
-// step).
+// maxGraphs bounds the tapes kept, captured or not; the least recently
+// used one is dropped first (with its graph). PAD needs four graphs: two
+// parities of the memory swap, each with and without an older memory (an
+// epoch's first step). A tape takes its place when it first runs
+// (directly) and keeps it when it is captured at its next occurrence.
 const maxGraphs = 8
 
-// missLimit is how many steps in a row may need a new capture before
+// missLimit is how many steps in a row may go without a replay before
 // graphs are switched off: the tape then changes every iteration (a scalar
-// that depends on the iteration passed by value, say) and capturing costs
-// more than it saves.
+// that depends on the iteration passed by value, say) and recording and
+// capturing cost more than they save. A new tape's direct first run counts
+// as a miss like a capture does, so a tape that changes every step is
+// switched off after missLimit direct runs without ever being captured;
+// a steady loop needs two misses per distinct tape (first run, capture).
 const missLimit = 8
 
 // arenaAlign aligns each argument in the arena (the Adam table holds
@@ -139,7 +164,7 @@ type stepper struct {
 	// EndSide); sideOpen: side work was queued since the last join.
 	side, sideOpen bool
 
-	cache  []*cachedGraph
+	known  []*knownTape
 	clock  uint64
 	misses int
 	stats  GraphStats
@@ -287,28 +312,37 @@ func (s *stepper) flush() error {
 
 // issue queues the step directly: the arena copy and the tape.
 func (s *stepper) issue() error {
-	if err := s.queueTape(); err != nil {
+	if _, err := s.queueTape(); err != nil {
 		return err
 	}
 	return s.d.markHalf(s.half)
 }
 
 // queueTape queues the arena copy and then every recorded entry (directly
-// or into the graph being captured).
-func (s *stepper) queueTape() error {
+// or into the graph being captured). forked reports whether the side
+// stream may have been forked (a fork was issued, or failed, and no join
+// succeeded after it) when queueTape returned.
+func (s *stepper) queueTape() (forked bool, err error) {
 	if err := s.d.uploadArena(s.half, s.used); err != nil {
-		return err
+		return false, err
 	}
 	for i := range s.tape {
-		if err := s.d.run(&s.tape[i]); err != nil {
-			return err
+		e := &s.tape[i]
+		if e.kind == opFork {
+			forked = true
+		}
+		if err := s.d.run(e); err != nil {
+			return forked, err
+		}
+		if e.kind == opJoin {
+			forked = false
 		}
 	}
-	return nil
+	return false, nil
 }
 
-// end finishes a step: replay a graph captured from the same tape, or
-// capture one.
+// end finishes a step: replay a graph captured from the same tape, capture
+// one if the tape ran directly before, or run a new tape directly.
 func (s *stepper) end() error {
 	// A capture must end with every stream it forked joined again.
 	if err := s.join(); err != nil {
@@ -319,28 +353,40 @@ func (s *stepper) end() error {
 	}
 	s.rec = false
 	s.clock++
-	if g := s.lookup(); g != nil {
-		g.stamp = s.clock
+	k := s.lookup()
+	if k != nil {
+		k.stamp = s.clock
+	}
+	if k != nil && k.exec != 0 {
 		s.misses = 0
-		if err := s.d.launch(g.exec); err != nil {
+		if err := s.d.launch(k.exec); err != nil {
 			return err
 		}
 		s.stats.Replays++
 		return s.d.markHalf(s.half)
 	}
 	s.misses++
-	if s.misses > missLimit && len(s.cache) > 0 {
-		s.switchOff(fmt.Sprintf("the work of a step changed in %d steps in a row, so graphs would be captured and never replayed", s.misses))
+	if s.misses > missLimit {
+		s.switchOff(fmt.Sprintf("the work of a step changed in %d steps in a row, so graphs would never be replayed", s.misses))
+		s.stats.Direct++
+		return s.issue()
+	}
+	if k == nil {
+		// First run of this tape: directly, outside any capture.
+		s.remember()
 		s.stats.Direct++
 		return s.issue()
 	}
 	exec, err := s.capture()
 	if err != nil {
 		s.switchOff(fmt.Sprintf("capturing a step failed: %v", err))
+		if errors.Is(err, errCaptureBroken) {
+			return err
+		}
 		s.stats.Direct++
 		return s.issue()
 	}
-	s.keep(exec)
+	k.exec = exec
 	s.stats.Captures++
 	if err := s.d.launch(exec); err != nil {
 		return err
@@ -348,65 +394,91 @@ func (s *stepper) end() error {
 	return s.d.markHalf(s.half)
 }
 
+// capture issues the tape under stream capture and instantiates the graph.
+// If issuing fails, the capture is ended and discarded: the side stream is
+// joined first if it was forked into the capture, as a capture cannot end
+// with a forked stream unjoined (CUDA_ERROR_STREAM_CAPTURE_UNJOINED, and
+// the side stream would stay capturing).
 func (s *stepper) capture() (cu.GraphExec, error) {
 	if err := s.d.beginCapture(); err != nil {
 		return 0, err
 	}
-	if err := s.queueTape(); err != nil {
-		s.d.abortCapture()
+	forked, err := s.queueTape()
+	if err != nil {
+		if forked {
+			// A failed capture usually rejects the join as well
+			// (CUDA_ERROR_STREAM_CAPTURE_INVALIDATED); what matters is
+			// that the side stream leaves the capture with the rest.
+			if jerr := s.d.run(&entry{kind: opJoin}); jerr != nil {
+				err = fmt.Errorf("%w (joining the side stream: %v)", err, jerr)
+			}
+		}
+		if aerr := s.d.abortCapture(); aerr != nil {
+			return 0, fmt.Errorf("%w (ending the capture: %w)", err, aerr)
+		}
 		return 0, err
 	}
 	return s.d.endCapture()
 }
 
-func (s *stepper) lookup() *cachedGraph {
-	for _, g := range s.cache {
-		if g.hash != s.hash || g.half != s.half || g.used != s.used || len(g.tape) != len(s.tape) {
+// lookup returns the known tape identical to the one recorded, or nil.
+func (s *stepper) lookup() *knownTape {
+	for _, k := range s.known {
+		if k.hash != s.hash || k.half != s.half || k.used != s.used || len(k.tape) != len(s.tape) {
 			continue
 		}
 		same := true
-		for i := range g.tape {
-			if g.tape[i] != s.tape[i] {
+		for i := range k.tape {
+			if k.tape[i] != s.tape[i] {
 				same = false
 				break
 			}
 		}
 		if same {
-			return g
+			return k
 		}
 	}
 	return nil
 }
 
-// keep caches a captured graph, evicting the least recently used one.
-func (s *stepper) keep(exec cu.GraphExec) {
-	if len(s.cache) >= maxGraphs {
+// remember keeps the recorded tape as run once, dropping the least
+// recently used known tape (and its graph) if maxGraphs are kept.
+func (s *stepper) remember() {
+	if len(s.known) >= maxGraphs {
 		old := 0
-		for i, g := range s.cache {
-			if g.stamp < s.cache[old].stamp {
+		for i, k := range s.known {
+			if k.stamp < s.known[old].stamp {
 				old = i
 			}
 		}
-		s.d.destroy(s.cache[old].exec)
-		s.cache = append(s.cache[:old], s.cache[old+1:]...)
+		if s.known[old].exec != 0 {
+			s.d.destroy(s.known[old].exec)
+		}
+		s.known = append(s.known[:old], s.known[old+1:]...)
 	}
-	s.cache = append(s.cache, &cachedGraph{
-		hash: s.hash, half: s.half, used: s.used, tape: append([]entry(nil), s.tape...), exec: exec, stamp: s.clock,
+	s.known = append(s.known, &knownTape{
+		hash: s.hash, half: s.half, used: s.used, tape: append([]entry(nil), s.tape...), stamp: s.clock,
 	})
 }
 
 // invalidate drops every graph: device memory a graph may point to is
-// about to be freed.
+// about to be freed. The tapes stay known as run once, so each is
+// captured again at its next occurrence (with whatever memory its entries
+// then point to) rather than run directly first: they have run outside a
+// capture already.
 func (s *stepper) invalidate() {
-	for _, g := range s.cache {
-		s.d.destroy(g.exec)
+	for _, k := range s.known {
+		if k.exec != 0 {
+			s.d.destroy(k.exec)
+			k.exec = 0
+		}
 	}
-	s.cache = nil
 	s.misses = 0
 }
 
 func (s *stepper) switchOff(why string) {
 	s.invalidate()
+	s.known = nil
 	s.enabled = false
 	s.off = why
 }
@@ -414,7 +486,11 @@ func (s *stepper) switchOff(why string) {
 func (s *stepper) graphStats() GraphStats {
 	st := s.stats
 	st.Enabled = s.enabled
-	st.Cached = len(s.cache)
+	for _, k := range s.known {
+		if k.exec != 0 {
+			st.Cached++
+		}
+	}
 	st.Off = s.off
 	return st
 }

@@ -27,6 +27,11 @@ type fakeGraph struct {
 	dead  bool
 }
 
+type warmKey struct {
+	fn   cu.Function
+	side bool
+}
+
 type fakeDevice struct {
 	t         *testing.T
 	host      [2][]byte
@@ -37,9 +42,18 @@ type fakeDevice struct {
 	marked    [2]int // step number that last read each half
 	steps     int
 	failCap   error
-	launches  int // graph launches
-	direct    int // entries run directly
-	slot      int
+	// refuse is a kernel that runs directly but fails while captured, as
+	// a library call that synchronizes does; refused counts its refusals.
+	refuse  cu.Function
+	refused int
+	// With cold set, a kernel fails when captured before it ran directly
+	// on the same stream, as a cuDNN handle's first use may (it may
+	// allocate or synchronize, which a capture forbids).
+	cold     bool
+	warm     map[warmKey]bool
+	launches int // graph launches
+	direct   int // entries run directly
+	slot     int
 	// The side stream runs as late as CUDA may run it: its work is held
 	// until the join that the main stream waits on.
 	forked bool     // a fork since the last join
@@ -62,17 +76,31 @@ func (d *fakeDevice) do(f func()) {
 	f()
 }
 
-// The fake kernel fnRead copies the word at args[0] to out; fnAdd adds
-// args[1] to the word at args[0].
+// The fake kernel fnRead copies the word at args[0] to out; fnAdd and
+// fnAdd2 add args[1] to the word at args[0].
 const (
 	fnRead = cu.Function(1)
 	fnAdd  = cu.Function(2)
+	fnAdd2 = cu.Function(3)
 )
 
 func (d *fakeDevice) run(e *entry) error {
 	e2 := *e
 	if d.capturing == nil {
 		d.direct++
+	} else if e2.kind == opLaunch && e2.fn == d.refuse && d.refuse != 0 {
+		d.refused++
+		return errors.New("operation not permitted when stream is capturing")
+	}
+	if d.cold && e2.kind == opLaunch {
+		k := warmKey{e2.fn, e2.side}
+		if d.warm == nil {
+			d.warm = map[warmKey]bool{}
+		}
+		if d.capturing != nil && !d.warm[k] {
+			return fmt.Errorf("first use of kernel %d (side %v) inside a capture", e2.fn, e2.side)
+		}
+		d.warm[k] = true
 	}
 	do := d.do
 	if e2.side {
@@ -98,7 +126,7 @@ func (d *fakeDevice) run(e *entry) error {
 			switch e2.fn {
 			case fnRead:
 				d.out = append(d.out, d.mem[p])
-			case fnAdd:
+			case fnAdd, fnAdd2:
 				d.mem[p] += uint32(e2.args[1])
 			}
 		})
@@ -142,13 +170,26 @@ func (d *fakeDevice) beginCapture() error {
 	return nil
 }
 
+// unjoined models ending a capture into which the side stream was forked
+// and not joined: CUDA fails with CUDA_ERROR_STREAM_CAPTURE_UNJOINED and
+// the capture stays broken, so the fake keeps capturing (whatever is
+// issued later goes into a graph nobody launches) and keeps the side work.
+func (d *fakeDevice) unjoined() error {
+	if d.capturing == nil {
+		d.t.Fatal("capture ended without one begun")
+	}
+	if d.forked || len(d.held) > 0 {
+		return fmt.Errorf("%w (capture ended with a forked stream not joined)", errCaptureBroken)
+	}
+	return nil
+}
+
 func (d *fakeDevice) endCapture() (cu.GraphExec, error) {
+	if err := d.unjoined(); err != nil {
+		return 0, err
+	}
 	g := d.capturing
 	d.capturing = nil
-	if d.forked || len(d.held) > 0 {
-		// CUDA: cudaErrorStreamCaptureUnjoined.
-		return 0, errors.New("capture ended with a forked stream not joined")
-	}
 	if d.failCap != nil {
 		return 0, d.failCap
 	}
@@ -156,7 +197,13 @@ func (d *fakeDevice) endCapture() (cu.GraphExec, error) {
 	return cu.GraphExec(len(d.graphs)), nil
 }
 
-func (d *fakeDevice) abortCapture() { d.capturing = nil }
+func (d *fakeDevice) abortCapture() error {
+	if err := d.unjoined(); err != nil {
+		return err
+	}
+	d.capturing = nil
+	return nil
+}
 
 func (d *fakeDevice) launch(g cu.GraphExec) error {
 	fg := d.graphs[int(g)-1]
@@ -216,12 +263,15 @@ func TestStepperReplaysWithNewArguments(t *testing.T) {
 		t.Fatalf("read %v, want %v", d.out, want)
 	}
 	st := s.graphStats()
-	// One graph per arena half; every later step is a replay.
-	if st.Captures != 2 || st.Replays != 8 || st.Direct != 0 || !st.Enabled || st.Cached != 2 {
+	// One tape per arena half: each runs directly the first time (steps 1
+	// and 2), is captured the second (steps 3 and 4), and every later step
+	// is a replay.
+	if st.Captures != 2 || st.Replays != 6 || st.Direct != 2 || !st.Enabled || st.Cached != 2 {
 		t.Fatalf("stats %+v", st)
 	}
-	if d.direct != 0 {
-		t.Fatalf("%d entries ran outside a graph", d.direct)
+	// The two first runs issued their one entry each outside a graph.
+	if d.direct != 2 {
+		t.Fatalf("%d entries ran outside a graph, want 2", d.direct)
 	}
 }
 
@@ -239,8 +289,9 @@ func TestStepperCapturesADifferentStep(t *testing.T) {
 	if got := d.mem[buf]; got != 9 {
 		t.Fatalf("sum %d, want 9", got)
 	}
-	// Each half always sees the same increment here: 2 graphs.
-	if st := s.graphStats(); st.Captures != 2 || st.Replays != 4 {
+	// Each half always sees the same increment here: 2 tapes, each run
+	// directly once, then captured, then replayed (steps 5 and 6).
+	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	for i := 0; i < 3; i++ {
@@ -251,7 +302,9 @@ func TestStepperCapturesADifferentStep(t *testing.T) {
 	if got := d.mem[buf]; got != 309 {
 		t.Fatalf("sum %d, want 309", got)
 	}
-	if st := s.graphStats(); st.Captures != 4 || st.Replays != 5 {
+	// The new increment is a new tape on each half: its first run on
+	// either half is direct (steps 7 and 8) and only step 9 captures it.
+	if st := s.graphStats(); st.Captures != 3 || st.Replays != 2 || st.Direct != 4 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -291,7 +344,10 @@ func TestStepperFlushRunsTheStepDirectly(t *testing.T) {
 	if want := []uint32{1, 2, 3, 4, 5}; !reflect.DeepEqual(d.out, want) {
 		t.Fatalf("read %v, want %v", d.out, want)
 	}
-	if st := s.graphStats(); st.Direct != 1 || st.Captures != 2 || st.Replays != 1 {
+	// Direct: the first runs of the two tapes (steps 1 and 2) and the
+	// flushed step 3. Step 4 repeats step 2's tape (same half, same
+	// work), so it is captured; nothing has been replayed yet.
+	if st := s.graphStats(); st.Direct != 3 || st.Captures != 1 || st.Replays != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -325,7 +381,10 @@ func TestStepperCaptureFailureSwitchesGraphsOff(t *testing.T) {
 		t.Fatalf("read %v, want %v", d.out, want)
 	}
 	st := s.graphStats()
-	if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Direct != 1 || st.Captures != 0 {
+	// Steps 1 and 2 are first runs (direct, no capture attempted); step 3
+	// is the first capture, which fails and runs directly; step 4 runs
+	// with graphs off, which GraphStats does not count.
+	if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Direct != 3 || st.Captures != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	if s.recording() {
@@ -344,8 +403,11 @@ func TestStepperGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
 		t.Fatalf("sum %d, want %d", got, want)
 	}
 	st := s.graphStats()
-	if st.Enabled || !strings.Contains(st.Off, "changed") || st.Captures != missLimit {
-		t.Fatalf("stats %+v", st)
+	// Every tape is new, so none is ever captured: the first missLimit
+	// steps are direct first runs, the next one switches graphs off (and
+	// runs directly too), and the rest run with graphs off.
+	if st.Enabled || !strings.Contains(st.Off, "changed") || st.Captures != 0 || st.Direct != missLimit+1 || len(d.graphs) != 0 {
+		t.Fatalf("stats %+v, %d graphs made", st, len(d.graphs))
 	}
 	if d.live() != 0 {
 		t.Fatalf("%d graphs left alive", d.live())
@@ -354,20 +416,37 @@ func TestStepperGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
 
 func TestStepperEvictsAndInvalidates(t *testing.T) {
 	d, s := newFake(t)
-	// maxGraphs+2 distinct tapes, each used twice in a row on both halves.
+	step := func(k int) {
+		must(t, s.begin())
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(k)}}))
+		must(t, s.end())
+	}
+	// maxGraphs+2 distinct tapes, each used three times in a row on both
+	// halves: run directly, captured, replayed. (Twice would not do: a
+	// tape's first run and its capture are both misses, so four in a row
+	// per tape, never reset by a replay, would switch graphs off.)
 	for k := 0; k < maxGraphs+2; k++ {
-		for r := 0; r < 4; r++ {
-			must(t, s.begin())
-			must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(k)}}))
-			must(t, s.end())
+		for r := 0; r < 6; r++ {
+			step(k)
 		}
 	}
-	if d.live() != maxGraphs || len(s.cache) != maxGraphs {
-		t.Fatalf("%d graphs alive, %d cached, want %d", d.live(), len(s.cache), maxGraphs)
+	if d.live() != maxGraphs || len(s.known) != maxGraphs || s.graphStats().Cached != maxGraphs {
+		t.Fatalf("%d graphs alive, %d tapes known, %d graphs kept, want %d", d.live(), len(s.known), s.graphStats().Cached, maxGraphs)
+	}
+	if st := s.graphStats(); st.Captures != 2*(maxGraphs+2) || st.Replays != 2*(maxGraphs+2) || !st.Enabled {
+		t.Fatalf("stats %+v", st)
 	}
 	s.invalidate()
-	if d.live() != 0 || len(s.cache) != 0 {
-		t.Fatalf("after invalidate: %d alive, %d cached", d.live(), len(s.cache))
+	if d.live() != 0 || s.graphStats().Cached != 0 {
+		t.Fatalf("after invalidate: %d alive, %d kept", d.live(), s.graphStats().Cached)
+	}
+	// The tapes stay known: they ran outside a capture before, so the
+	// last one is captured again at once on both halves, not run directly.
+	direct := s.graphStats().Direct
+	step(maxGraphs + 1)
+	step(maxGraphs + 1)
+	if st := s.graphStats(); st.Direct != direct || st.Captures != 2*(maxGraphs+2)+2 || d.live() != 2 {
+		t.Fatalf("after invalidate: stats %+v, %d graphs alive", st, d.live())
 	}
 	readStep(t, s, 42)
 	if d.out[len(d.out)-1] != 42 {
@@ -406,7 +485,7 @@ func (nopDevice) uploadArena(h, n int) error            { return nil }
 func (nopDevice) eagerArg([]byte) (cu.DevicePtr, error) { return fakeSlots, nil }
 func (nopDevice) beginCapture() error                   { return nil }
 func (nopDevice) endCapture() (cu.GraphExec, error)     { return 1, nil }
-func (nopDevice) abortCapture()                         {}
+func (nopDevice) abortCapture() error                   { return nil }
 func (nopDevice) launch(cu.GraphExec) error             { return nil }
 func (nopDevice) destroy(cu.GraphExec)                  {}
 func (nopDevice) markHalf(int) error                    { return nil }
@@ -444,8 +523,9 @@ func BenchmarkStepperReplay(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	step()
-	step()
+	for range 4 { // each half: a direct first run, then the capture
+		step()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		step()
@@ -477,26 +557,28 @@ func sideStep(t *testing.T, s *stepper, join bool) {
 
 func TestStepperSideWorkIsForkedAndJoined(t *testing.T) {
 	d, s := newFake(t)
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 6; i++ {
 		sideStep(t, s, true)
 	}
-	if want := []uint32{1, 2, 3, 4}; !reflect.DeepEqual(d.out, want) {
+	if want := []uint32{1, 2, 3, 4, 5, 6}; !reflect.DeepEqual(d.out, want) {
 		t.Fatalf("read %v after the joins, want %v", d.out, want)
 	}
-	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 0 {
+	// Per half: a direct first run, a capture, a replay.
+	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	// Without an explicit join, the end of the step joins: the capture
 	// would fail otherwise, and the copy is done when the step is.
 	d2, s2 := newFake(t)
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 5; i++ {
 		sideStep(t, s2, false)
 	}
+	// Steps 1 and 2 run directly, 3 and 4 are captured, 5 is replayed.
 	if st := s2.graphStats(); st.Captures != 2 || st.Replays != 1 || !st.Enabled {
 		t.Fatalf("stats %+v", st)
 	}
-	if got := d2.mem[fakeOut+4]; got != 3 {
-		t.Fatalf("Y = %d after 3 steps, want 3", got)
+	if got := d2.mem[fakeOut+4]; got != 5 {
+		t.Fatalf("Y = %d after 5 steps, want 5", got)
 	}
 	if s2.sideOpen || s2.side {
 		t.Fatal("side section open after the step")
@@ -513,13 +595,14 @@ func TestStepperSideFlagIsPartOfTheTape(t *testing.T) {
 		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), 1}}))
 		must(t, s.end())
 	}
-	step(false)
-	step(false)
-	step(false)
-	step(false) // 2 graphs, 2 replays
+	for range 6 {
+		step(false) // 2 direct first runs, 2 graphs, 2 replays
+	}
 	step(true)
 	step(true)
-	if st := s.graphStats(); st.Captures != 4 || st.Replays != 2 {
+	// The side-stream steps are new tapes: direct first runs. Had they
+	// matched the main-stream tapes, they would have been replays.
+	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 4 {
 		t.Fatalf("the same work on the side stream replayed a main-stream graph: %+v", st)
 	}
 }
@@ -562,5 +645,120 @@ func TestStepperSideSettleAndArguments(t *testing.T) {
 	must(t, s.settle())
 	if got := d.mem[x]; got != 6 {
 		t.Fatalf("X = %d after a settle, want 6", got)
+	}
+}
+
+// A new tape runs directly first, so that what its work uses for the first
+// time (here a kernel that fails if its first run is captured, on each
+// stream: the cuDNN handles' case) is set up outside a capture; the next
+// occurrence is captured and later ones replayed.
+func TestStepperFirstRunOfANewTapeIsDirect(t *testing.T) {
+	d, s := newFake(t)
+	d.cold = true
+	x, y, z := fakeOut, fakeOut+4, fakeOut+8
+	step := func(inc uint64) {
+		must(t, s.begin())
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), inc}}))
+		must(t, s.beginSide())
+		// The side stream's first use of fnAdd2.
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(y), inc}}))
+		s.endSide()
+		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), inc}}))
+		must(t, s.end())
+	}
+	step(1)
+	step(1)
+	if len(d.graphs) != 0 || d.capturing != nil {
+		t.Fatalf("%d graphs captured in the first run of each half's tape", len(d.graphs))
+	}
+	if d.direct == 0 {
+		t.Fatal("the first runs issued nothing directly")
+	}
+	for range 4 {
+		step(1)
+	}
+	st := s.graphStats()
+	if !st.Enabled || st.Direct != 2 || st.Captures != 2 || st.Replays != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A different increment is a new tape: run directly on each half,
+	// even amid replays, then captured; the old graphs stay.
+	step(5)
+	step(5)
+	if st := s.graphStats(); st.Direct != 4 || st.Captures != 2 || st.Cached != 2 {
+		t.Fatalf("a new tape amid replays: stats %+v", st)
+	}
+	step(5)
+	step(1)
+	if st := s.graphStats(); !st.Enabled || st.Direct != 4 || st.Captures != 3 || st.Replays != 3 || st.Cached != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	if d.mem[x] != 22 || d.mem[y] != 22 || d.mem[z] != 22 {
+		t.Fatalf("X, Y, Z = %d, %d, %d, want 22 each", d.mem[x], d.mem[y], d.mem[z])
+	}
+}
+
+// A capture that fails between a fork and its join is ended with the side
+// stream joined first (CUDA refuses to end it otherwise, and the capture
+// stays broken); the step then runs directly and later steps run too.
+func TestStepperAbortedCaptureJoinsTheSideStream(t *testing.T) {
+	for _, onSide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused on side %v", onSide), func(t *testing.T) {
+			d, s := newFake(t)
+			d.refuse = fnAdd2
+			x, y, z := fakeOut, fakeOut+4, fakeOut+8
+			// X += 1; side: Y = X, then (onSide) Y += 10 by the refused
+			// kernel; main: Z += 10 (by the refused kernel unless onSide);
+			// the end of the step joins.
+			step := func() {
+				must(t, s.begin())
+				must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
+				must(t, s.beginSide())
+				must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
+				if onSide {
+					must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(y), 10}}))
+				}
+				s.endSide()
+				fn := fnAdd2
+				if onSide {
+					fn = fnAdd
+				}
+				must(t, s.add(&entry{kind: opLaunch, fn: fn, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), 10}}))
+				must(t, s.end())
+			}
+			wantY := func(n uint32) uint32 {
+				if onSide {
+					return n + 10
+				}
+				return n
+			}
+			check := func(n uint32) {
+				t.Helper()
+				if d.mem[x] != n || d.mem[y] != wantY(n) || d.mem[z] != 10*n {
+					t.Fatalf("after %d steps: X, Y, Z = %d, %d, %d, want %d, %d, %d", n, d.mem[x], d.mem[y], d.mem[z], n, wantY(n), 10*n)
+				}
+			}
+			step()
+			step() // the first runs: direct
+			step() // captured: the refused kernel aborts the capture
+			if d.refused != 1 {
+				t.Fatalf("the refused kernel was refused %d times, want 1", d.refused)
+			}
+			if d.capturing != nil {
+				t.Fatal("the aborted capture was not ended")
+			}
+			check(3)
+			st := s.graphStats()
+			if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Captures != 0 || st.Direct != 3 || d.live() != 0 {
+				t.Fatalf("stats %+v, %d graphs alive", st, d.live())
+			}
+			for range 3 {
+				step()
+			}
+			check(6)
+			if d.refused != 1 || len(d.held) != 0 || d.forked {
+				t.Fatalf("after the abort: %d refusals, %d side operations held, forked %v", d.refused, len(d.held), d.forked)
+			}
+		})
 	}
 }

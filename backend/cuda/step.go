@@ -152,16 +152,46 @@ func (b *Backend) beginCapture() error {
 func (b *Backend) endCapture() (cu.GraphExec, error) {
 	g, err := cu.StreamEndCapture(b.stream)
 	if err != nil {
+		if berr := b.stillCapturing(err); berr != nil {
+			return 0, berr
+		}
 		return 0, err
 	}
 	defer cu.GraphDestroy(g)
 	return cu.GraphInstantiate(g)
 }
 
-func (b *Backend) abortCapture() {
-	if g, err := cu.StreamEndCapture(b.stream); err == nil && g != 0 {
+// abortCapture ends a capture that failed and discards its graph. Ending
+// an invalidated capture reports an error, which is expected here: the
+// error returned is about a stream left capturing only.
+func (b *Backend) abortCapture() error {
+	g, err := cu.StreamEndCapture(b.stream)
+	if err == nil && g != 0 {
 		cu.GraphDestroy(g)
 	}
+	return b.stillCapturing(err)
+}
+
+// stillCapturing checks, after cuStreamEndCapture returned endErr, that
+// neither the main nor the side stream is still capturing. If one is, it
+// returns an error matching errCaptureBroken; nil otherwise.
+func (b *Backend) stillCapturing(endErr error) error {
+	for _, s := range []struct {
+		name string
+		s    cu.Stream
+	}{{"main", b.stream}, {"side", b.side.stream}} {
+		if s.s == 0 {
+			continue
+		}
+		st, err := cu.StreamIsCapturing(s.s)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w (%s stream: %v; ending the capture: %v)", errCaptureBroken, s.name, err, endErr)
+		case st != cu.CaptureStatusNone:
+			return fmt.Errorf("%w (%s stream, capture status %d; ending the capture: %v)", errCaptureBroken, s.name, st, endErr)
+		}
+	}
+	return nil
 }
 
 func (b *Backend) launch(g cu.GraphExec) error { return cu.GraphLaunch(g, b.stream) }

@@ -1,7 +1,9 @@
 package cu
 
 // The GPU tests run only where a driver and a device are present; elsewhere
-// they skip. Build them here and run them on the GPU machine:
+// they skip, unless a GPU is expected (testkit.GPUExpected: /dev/nvidia0
+// exists, or PAD_REQUIRE_GPU=1), where they fail instead. Build them here
+// and run them on the GPU machine:
 //
 //	CGO_ENABLED=0 go test -c -o bin/cu.test ./internal/cu
 //	./bin/cu.test -test.v                  # everything
@@ -19,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 var testGPU struct {
@@ -36,14 +40,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// gpu locks the test to its OS thread, skips the test without a GPU, and
-// makes device 0's primary context current.
+// gpu locks the test to its OS thread, skips the test without a GPU (fails
+// it where one is expected), and makes device 0's primary context current.
 func gpu(t *testing.T) Device {
 	t.Helper()
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
 	if err := Init(); err != nil {
-		t.Skipf("no GPU: %v", err)
+		testkit.SkipOrFailNoGPU(t, err)
 	}
 	testGPU.once.Do(func() {
 		testGPU.dev, testGPU.err = DeviceGet(0)
@@ -120,11 +124,12 @@ func newStream(t *testing.T, flags StreamFlags) Stream {
 	return s
 }
 
-// needLib skips a test when an optional library is missing.
+// needLib skips a test when a library is missing, or fails it where a GPU
+// is expected: pad needs them all there.
 func needLib(t *testing.T, load func() error) {
 	t.Helper()
 	if err := load(); err != nil {
-		t.Skipf("%v", err)
+		testkit.SkipOrFailNoGPU(t, err)
 	}
 }
 
