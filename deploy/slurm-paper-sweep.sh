@@ -60,10 +60,15 @@
 # (no --partition: the cluster's default; add one with pad sweep --partition)
 #SBATCH --time=24:00:00
 #SBATCH --signal=B:TERM@300
+#SBATCH --requeue
 #SBATCH --output=slurm-logs/%x-%A_%a.out
+#SBATCH --open-mode=append
 
 # --signal: five minutes before the time limit pad gets SIGTERM, finishes the
-# iteration, writes its checkpoint and exits (code 130); resubmit to go on.
+# iteration, writes its checkpoint and exits (code 130: sacct shows FAILED);
+# resubmit to go on. scancel, preemption and scontrol requeue stop it the same
+# way. --requeue: a task requeued after a node failure or preemption resumes
+# by itself; --open-mode=append keeps the log of its earlier attempts.
 set -euo pipefail
 : "${SLURM_ARRAY_TASK_ID:?submit this script with sbatch, which sets SLURM_ARRAY_TASK_ID}"
 echo "pad sweep task $SLURM_ARRAY_TASK_ID of 40 on $(hostname), GPUs: ${CUDA_VISIBLE_DEVICES:-none}"

@@ -416,7 +416,7 @@ func TestDeploySlurm(t *testing.T) {
 			t.Errorf("bash -n: %v\n%s", err, out)
 		}
 	}
-	for _, want := range []string{"#SBATCH --array=0-39%8\n", "#SBATCH --gres=gpu:1\n",
+	for _, want := range []string{"#SBATCH --array=0-39%8\n", "#SBATCH --gres=gpu:1\n", "#SBATCH --requeue\n", "#SBATCH --open-mode=append\n",
 		`"$PAD" sweep run --index "$SLURM_ARRAY_TASK_ID"`, "--datasets cifar10,svhn", "--conditions pad,no-memory-mix,no-rem,no-nrem,wake-only",
 		"--seeds 4", "--set train.epochs=50", "--set eval.every=1"} {
 		if !bytes.Contains(text, []byte(want)) {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Slurm describes the sbatch script WriteSlurm writes.
@@ -22,7 +24,8 @@ type Slurm struct {
 	// leaves them out.
 	CPUs, MemoryGiB int
 	// Partition and Time (--partition, --time, e.g. "24:00:00"); empty
-	// leaves them to the cluster's defaults.
+	// leaves them to the cluster's defaults. A Time limit must be at least
+	// minSlurmTime: pad is signalled signalLead before it.
 	Partition, Time string
 	// Extra holds more sbatch options, each written as an #SBATCH line
 	// (e.g. "--account=lab").
@@ -44,6 +47,58 @@ type Slurm struct {
 
 var slurmTime = regexp.MustCompile(`^(\d+-)?\d+(:\d+){0,2}$`)
 
+// signalLead is how long before the time limit Slurm sends pad SIGTERM
+// (#SBATCH --signal=B:TERM@300): time to finish the iteration, or the
+// linear probe of an epoch's end, and write the checkpoint.
+const signalLead = 5 * time.Minute
+
+// minSlurmTime is the shortest --time WriteSlurm accepts. Slurm sends the
+// signal when less than signalLead is left, checking every half minute or
+// so: with a shorter limit pad is stopped as soon as it starts (on a real
+// Slurm 22.05, --time 1 brought SIGTERM 10 seconds into the task).
+const minSlurmTime = 10 * time.Minute
+
+// parseSlurmTime reads a Slurm time limit: minutes, minutes:seconds,
+// hours:minutes:seconds, days-hours, days-hours:minutes or
+// days-hours:minutes:seconds. 0 means no limit.
+func parseSlurmTime(s string) (time.Duration, error) {
+	if !slurmTime.MatchString(s) {
+		return 0, fmt.Errorf("not a Slurm time limit")
+	}
+	days := 0
+	d, rest, hasDays := strings.Cut(s, "-")
+	if hasDays {
+		days, _ = strconv.Atoi(d)
+		s = rest
+	}
+	var f []int
+	for _, p := range strings.Split(s, ":") {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return 0, fmt.Errorf("not a Slurm time limit")
+		}
+		f = append(f, n)
+	}
+	var h, m, sec int
+	switch {
+	case hasDays:
+		h = f[0]
+		if len(f) > 1 {
+			m = f[1]
+		}
+		if len(f) > 2 {
+			sec = f[2]
+		}
+	case len(f) == 1:
+		m = f[0]
+	case len(f) == 2:
+		m, sec = f[0], f[1]
+	default:
+		h, m, sec = f[0], f[1], f[2]
+	}
+	return time.Duration(days)*24*time.Hour + time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(sec)*time.Second, nil
+}
+
 // Check validates the options; the messages name the flag.
 func (o Slurm) Check() error {
 	if o.Name == "" || strings.ContainsAny(o.Name, " \t\n'\"$`\\%") {
@@ -55,8 +110,15 @@ func (o Slurm) Check() error {
 	if o.Parallel < 0 {
 		return fmt.Errorf("--parallel %d: want 0 (no throttle) or more", o.Parallel)
 	}
-	if o.Time != "" && !slurmTime.MatchString(o.Time) {
-		return fmt.Errorf("--time %q: want a Slurm time limit such as 90, 12:00:00 or 2-00:00:00", o.Time)
+	if o.Time != "" {
+		d, err := parseSlurmTime(o.Time)
+		if err != nil {
+			return fmt.Errorf("--time %q: want a Slurm time limit such as 90, 12:00:00 or 2-00:00:00", o.Time)
+		}
+		if d > 0 && d < minSlurmTime {
+			return fmt.Errorf("--time %s: at least %d minutes; Slurm signals pad %d minutes before the limit to write its checkpoint, so a shorter task would stop at once",
+				o.Time, int(minSlurmTime.Minutes()), int(signalLead.Minutes()))
+		}
 	}
 	for _, f := range []struct{ flag, v string }{{"--partition", o.Partition}, {"--log-dir", o.LogDir}} {
 		if strings.ContainsAny(f.v, " \t\n'\"$`\\") {
@@ -130,14 +192,19 @@ func WriteSlurm(out io.Writer, w Worker, o Slurm) error {
 	} else {
 		p("# (no --time: the partition's default limit; add one with pad sweep --time)\n")
 	}
-	p("#SBATCH --signal=B:TERM@300\n")
+	p("#SBATCH --signal=B:TERM@%d\n", int(signalLead.Seconds()))
+	p("#SBATCH --requeue\n")
 	p("#SBATCH --output=%s\n", path.Join(logDir, "%x-%A_%a.out"))
+	p("#SBATCH --open-mode=append\n")
 	for _, e := range o.Extra {
 		p("#SBATCH %s\n", e)
 	}
 	p("\n")
 	p("# --signal: five minutes before the time limit pad gets SIGTERM, finishes the\n")
-	p("# iteration, writes its checkpoint and exits (code 130); resubmit to go on.\n")
+	p("# iteration, writes its checkpoint and exits (code 130: sacct shows FAILED);\n")
+	p("# resubmit to go on. scancel, preemption and scontrol requeue stop it the same\n")
+	p("# way. --requeue: a task requeued after a node failure or preemption resumes\n")
+	p("# by itself; --open-mode=append keeps the log of its earlier attempts.\n")
 	p("set -euo pipefail\n")
 	p(": \"${SLURM_ARRAY_TASK_ID:?submit this script with sbatch, which sets SLURM_ARRAY_TASK_ID}\"\n")
 	p("echo \"pad sweep task $SLURM_ARRAY_TASK_ID of %d on $(hostname), GPUs: ${CUDA_VISIBLE_DEVICES:-none}\"\n", n)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeCommand writes an executable script called name into dir that
@@ -74,7 +75,8 @@ func TestWriteSlurm(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"--job-name=pad-paper", "--array=0-39%8", "--gres=gpu:1", "--cpus-per-task=8", "--mem=16G",
-		"--time=24:00:00", "--output=slurm-logs/%x-%A_%a.out", "--signal=B:TERM@300", "--account=lab"} {
+		"--time=24:00:00", "--output=slurm-logs/%x-%A_%a.out", "--signal=B:TERM@300", "--account=lab",
+		"--requeue", "--open-mode=append"} {
 		if !slices.Contains(directives, want) {
 			t.Errorf("no #SBATCH %s among %q", want, directives)
 		}
@@ -124,6 +126,10 @@ func TestSlurmCheck(t *testing.T) {
 		{Slurm{Name: "a b"}, "--name"},
 		{Slurm{Name: "x", GPUs: 2}, "--gpus 2"},
 		{Slurm{Name: "x", Time: "one day"}, "--time"},
+		{Slurm{Name: "x", Time: "5"}, "--time 5: at least 10 minutes"},
+		{Slurm{Name: "x", Time: "0:09:59"}, "at least 10 minutes"},
+		{Slurm{Name: "x", Time: "9:30"}, "at least 10 minutes"},
+		{Slurm{Name: "x", Time: "0-0:5"}, "at least 10 minutes"},
 		{Slurm{Name: "x", Partition: "$(rm)"}, "--partition"},
 		{Slurm{Name: "x", Extra: []string{"account=lab"}}, "--sbatch"},
 	} {
@@ -131,9 +137,33 @@ func TestSlurmCheck(t *testing.T) {
 			t.Errorf("%+v: error %v, want one naming %s", c.o, err, c.want)
 		}
 	}
-	for _, tl := range []string{"90", "12:00:00", "2-00:00:00", "30:00"} {
+	for _, tl := range []string{"90", "12:00:00", "2-00:00:00", "30:00", "10", "0", "0-0:10", "1-0", "0:10:00"} {
 		if err := (Slurm{Name: "x", Time: tl}).Check(); err != nil {
 			t.Errorf("--time %s: %v", tl, err)
+		}
+	}
+}
+
+func TestParseSlurmTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"90":         90 * time.Minute,
+		"30:15":      30*time.Minute + 15*time.Second,
+		"12:00:00":   12 * time.Hour,
+		"1:02:03":    time.Hour + 2*time.Minute + 3*time.Second,
+		"2-00:00:00": 48 * time.Hour,
+		"1-2":        26 * time.Hour,
+		"1-2:30":     26*time.Hour + 30*time.Minute,
+		"0-0:0:45":   45 * time.Second,
+		"0":          0,
+	} {
+		got, err := parseSlurmTime(in)
+		if err != nil || got != want {
+			t.Errorf("parseSlurmTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "1d", "-1", "1:2:3:4", "x-1", "1-"} {
+		if _, err := parseSlurmTime(in); err == nil {
+			t.Errorf("parseSlurmTime(%q): no error", in)
 		}
 	}
 }

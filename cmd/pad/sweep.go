@@ -112,7 +112,7 @@ func cmdSweep(args []string, e *env) error {
 	cpus := fs.Int("cpus", 8, "k8s, slurm: CPUs per run (0: no request)")
 	mem := fs.Int("mem", 16, "k8s, slurm: memory per run in GiB (0: no request)")
 	partition := fs.String("partition", "", "slurm: partition (default: the cluster's)")
-	timeLimit := fs.String("time", "", "slurm: time limit per run, e.g. 24:00:00 (default: the partition's)")
+	timeLimit := fs.String("time", "", "slurm: time limit per run, at least 10 minutes, e.g. 24:00:00 (default: the partition's); pad is signalled 5 minutes before it")
 	var extra multiFlag
 	fs.Var(&extra, "sbatch", "slurm: another sbatch `option`, e.g. --account=lab (repeatable)")
 	logDir := fs.String("log-dir", "slurm-logs", "slurm: directory for the tasks' logs")
@@ -402,5 +402,11 @@ func sweepRun(args []string, e *env) error {
 		fmt.Fprintf(e.stderr, "%s: starting\n", head)
 	}
 	// In-process, on the main goroutine (locked to its thread for CUDA).
-	return cmdTrain(trainArgs, e)
+	err = cmdTrain(trainArgs, e)
+	if errors.Is(err, errInterrupted) {
+		// Stopped by scancel, a requeue, preemption or the time limit's
+		// signal: the way on is the job engine's, not pad train's.
+		return fmt.Errorf("sweep run %d (%s): %w, checkpoint written; running the same task again (submitting the sweep again, a requeue or a retry) resumes it", i, r.Name(), err)
+	}
+	return err
 }

@@ -185,6 +185,7 @@ func TestSweepUsage(t *testing.T) {
 		{[]string{"sweep", "--datasets", "svhn", "--emit", "k8s"}, "--emit k8s needs --image"},
 		{[]string{"sweep", "--datasets", "svhn", "--emit", "k8s", "--image", "x:1", "--runs", "runs"}, "absolute path"},
 		{[]string{"sweep", "--datasets", "svhn", "--emit", "slurm", "--gpus", "2"}, "a run uses one GPU"},
+		{[]string{"sweep", "--datasets", "svhn", "--emit", "slurm", "--time", "5"}, "--time 5: at least 10 minutes"},
 		{[]string{"sweep", "--datasets", "svhn", "--emit", "local", "--out", "x"}, "--out applies to"},
 		{[]string{"sweep", "--datasets", "svhn", "--emit", "local", "--device", "cuda", "--gpus", "0"}, "no GPU"},
 		{[]string{"sweep", "--datasets", "svhn", "stray"}, `unexpected argument "stray"`},
