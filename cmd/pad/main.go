@@ -58,6 +58,7 @@ func init() {
 		{"bench", "time training iterations and report seconds per epoch", cmdBench},
 		{"data", "download and verify datasets (fetch, verify, list)", cmdData},
 		{"info", "show the devices, libraries and versions pad can use", cmdInfo},
+		{"doctor", "check that the GPU (or the CPU) computes what pad's CPU reference computes", cmdDoctor},
 	}
 }
 
@@ -71,6 +72,9 @@ Commands:
 Quick start (no download, no GPU):
   pad train                 train on the embedded Fashion-MNIST sample
   pad eval linear runs/quickstart
+
+On a GPU, 'pad doctor' checks the libraries, the kernels and the training
+iterations against the CPU before you rely on it.
 
 Run 'pad <command> --help' for a command's flags.
 Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted.

@@ -52,6 +52,9 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"dream", filepath.Join(t.TempDir(), "missing")}, exitError, "not a run directory"},
 		{[]string{"report"}, exitUsage, "at least one run"},
 		{[]string{"bench", "--channels", "2"}, exitUsage, "--channels"},
+		{[]string{"doctor", "extra"}, exitUsage, "unexpected argument"},
+		{[]string{"doctor", "--device", "gpu"}, exitError, "device.kind"},
+		{[]string{"doctor", "--set", "model.nf=x"}, exitUsage, "model.nf"},
 	}
 	for _, c := range cases {
 		code, o, e := runPad(t, c.args...)
