@@ -263,7 +263,10 @@ func (b *Backend[T]) TanhBackward(y, dy backend.Buf) {
 		return
 	}
 	for i, v := range yd {
-		g[i] *= 1 - v*v
+		// T(v*v) rounds the square before the subtraction: Go may fuse
+		// 1 − v·v into one multiply-add on arm64, which the CUDA kernel
+		// (compiled with --fmad=false) does not.
+		g[i] *= 1 - T(v*v)
 	}
 }
 
@@ -303,7 +306,9 @@ func (b *Backend[T]) Axpby(y, x backend.Buf, a, c float32) {
 		return
 	}
 	for i, v := range xd {
-		yd[i] = T(a)*v + T(c)*yd[i]
+		// Each product is rounded before the sum (T(...) forbids a fused
+		// multiply-add, which Go may use on arm64), as in the CUDA kernel.
+		yd[i] = T(T(a)*v) + T(T(c)*yd[i])
 	}
 }
 
@@ -326,12 +331,13 @@ func (b *Backend[T]) LatentMix(dst, z, zOld, noise backend.Buf, a, bw, c float32
 		return
 	}
 	for i := range d {
-		v := T(a) * zd[i]
+		// Products rounded before each sum, as in Axpby.
+		v := T(T(a) * zd[i])
 		if od != nil {
-			v += T(bw) * od[i]
+			v += T(T(bw) * od[i])
 		}
 		if nd != nil {
-			v += T(c) * nd[i]
+			v += T(T(c) * nd[i])
 		}
 		d[i] = v
 	}
