@@ -3,7 +3,6 @@ package doctor
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -20,10 +19,10 @@ const (
 	// same way, on the device and on the CPU float32 backend — copies,
 	// fills, scaling, LeakyReLU and its backward, Axpby, the latent mix,
 	// masks, bias addition, Adam (the kernels are compiled with
-	// --fmad=false, so no product is fused into an FMA), and the
-	// counter-based random numbers (uniforms, occlusion masks). They must
-	// agree bit for bit. (Except Axpby and the latent mix where the CPU
-	// reference itself may fuse: see cpuFusesMultiplyAdd.)
+	// --fmad=false, so no product is fused into an FMA, and the CPU backend
+	// rounds each product explicitly, so Go does not fuse them on arm64
+	// either), and the counter-based random numbers (uniforms, occlusion
+	// masks). They must agree bit for bit.
 	LimitExact = 0.0
 
 	// LimitRounded: elementwise functions evaluated in double and rounded
@@ -40,9 +39,9 @@ const (
 	// BiasGrad, the KL loss and its gradient), accumulated in double in a
 	// different order and rounded once (~1e-7 in practice), and the
 	// activation backwards dy·(1 − y²) and dy·y(1 − y): the same float32
-	// operations on both sides on amd64, but 1 − y² may be one fused
-	// operation on the CPU elsewhere (cpuFusesMultiplyAdd), and the
-	// cancellation in it magnifies the difference. 1e-6 allowed.
+	// operations on both sides (the CPU rounds y² before 1 − y², as the
+	// kernels do), but the cancellation in 1 − y² magnifies any one-ulp
+	// difference of y. 1e-6 allowed.
 	LimitReduction = 1e-6
 
 	// LimitConvFP32: FP32 convolutions (cuDNN with FMA math against the
@@ -124,15 +123,6 @@ const (
 	// BenchIterations is the number of timed iterations of the bench line.
 	BenchIterations = 50
 )
-
-// cpuFusesMultiplyAdd says whether Go may compile the CPU backend's
-// float32 a·b + c into one fused multiply-add on this architecture (the
-// language allows it; the compiler does it on arm64, ppc64, s390x, riscv64
-// and loong64, not on amd64). The GPU kernels never fuse (--fmad=false),
-// so where the CPU does, Axpby and the latent mix differ from it in the
-// last bit of some values — by more where a·x and b·y cancel — and are
-// held to LimitReduction instead of bit for bit.
-var cpuFusesMultiplyAdd = map[string]bool{"arm64": true, "ppc64": true, "ppc64le": true, "s390x": true, "riscv64": true, "loong64": true}[runtime.GOARCH]
 
 // AdamVsFloat64 is the limit of Adam against the float64 twin. The
 // float32 backend holds β1 and β2 as float32, so its 1 − β differs from

@@ -393,9 +393,6 @@ func caseOf(c call, in *inputs) (opCase, bool) {
 		}
 	case "Axpby":
 		oc.what += fmt.Sprintf(" a=%g b=%g", c.a[0], c.a[1])
-		if cpuFusesMultiplyAdd {
-			oc.class = classReduction
-		}
 		body = func(g *inputs, b backend.Backend, r *run) {
 			x, y := r.in(g.normal(n, 1)), r.in(g.normal(n, 1))
 			b.Axpby(y, x, c.a[0], c.a[1])
@@ -403,9 +400,6 @@ func caseOf(c call, in *inputs) (opCase, bool) {
 		}
 	case "LatentMix":
 		oc.what += fmt.Sprintf(" a=%g b=%g c=%g", c.a[0], c.a[1], c.a[2])
-		if cpuFusesMultiplyAdd {
-			oc.class = classReduction
-		}
 		if c.nilArg[0] {
 			oc.what += " no older memory"
 		}
