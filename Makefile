@@ -38,8 +38,24 @@ lint: ## gofmt and go vet
 fuzz: ## run every fuzz target for FUZZTIME seconds
 	scripts/fuzz.sh $(FUZZTIME)
 
+# ---- the figures of README's Results and Reliability sections ----
+.PHONY: reproduce-mnist quickstart-figures gemm-rates crash-test
+
+reproduce-mnist: ## one MNIST epoch at the paper's settings, probes, occlusion and latent metrics (~20 min on 2 cores)
+	scripts/reproduce-mnist.sh
+
+quickstart-figures: ## time `pad train` on the built-in sample and print its probe accuracy
+	scripts/quickstart-figures.sh
+
+gemm-rates: ## SGEMM GFLOP/s on the CPU backend's shapes, against gonum and the core's FP32 peak
+	scripts/gemm-rates.sh
+
+crash-test: ## SIGKILL/resume sequences (SEEDS) and the other failure tests, with their counts
+	scripts/crash-test.sh
+
 docker: ## build the container image (needs a Docker engine)
 	docker build -f docker/Dockerfile -t pad:latest .
 
 clean: ## remove build outputs
 	rm -rf $(BIN)
+

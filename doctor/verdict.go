@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pad-dreaming/pad/internal/atomicfile"
 	"github.com/pad-dreaming/pad/kernels"
 )
 
@@ -196,8 +197,9 @@ func (c Cache) Load(id Identity) (*Verdict, error) {
 	return &v, nil
 }
 
-// Store writes v atomically: a temporary file in the same directory,
-// flushed to disk, renamed over the old one.
+// Store writes v atomically (internal/atomicfile): a temporary file in the
+// same directory, flushed to disk, renamed over the old one, the directory
+// synced.
 func (c Cache) Store(v *Verdict) error {
 	if c.Dir == "" {
 		return errors.New("doctor: no cache directory")
@@ -209,28 +211,5 @@ func (c Cache) Store(v *Verdict) error {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
-	path := c.Path(v.Identity)
-	tmp, err := os.CreateTemp(c.Dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if d, err := os.Open(c.Dir); err == nil {
-		d.Sync() // the rename itself; not every file system supports it
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(c.Path(v.Identity), append(b, '\n'), 0o644)
 }

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pad-dreaming/pad/internal/atomicfile"
 	"github.com/pad-dreaming/pad/internal/cu"
 )
 
@@ -138,21 +139,14 @@ func launchArgs(f cu.Function, grid, block [3]uint32, s cu.Stream, a *cu.KernelA
 	return cu.LaunchKernelArgs(f, grid, block, 0, s, a)
 }
 
-// writeCache stores a CUBIN atomically; a cache that cannot be written is
-// not an error (the kernels are compiled again next time).
+// writeCache stores a CUBIN atomically (internal/atomicfile: synced,
+// renamed, folder synced); a cache that cannot be written is not an error
+// (the kernels are compiled again next time).
 func writeCache(dir, name string, data []byte) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr != nil || cerr != nil || os.Rename(tmp.Name(), filepath.Join(dir, name)) != nil {
-		os.Remove(tmp.Name())
-	}
+	_ = atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644)
 }
 
 // kernelNames lists the extern "C" __global__ functions of a source.

@@ -62,10 +62,10 @@ func NewEncoder(b backend.Backend, s Spec) (*Encoder, error) {
 	e.conv3 = e.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), w3)
 	e.conv4 = e.layer(backend.NewConv(n, 4*nf, 4, 4, nz, 4, 2, 0), w4)
 	e.dis = e.layer(backend.NewConv(n, 4*nf, 4, 4, 1, 4, 2, 0), wd)
-	err := allocAll(b, "E", map[*backend.Buf]int{
-		&e.A1: e.conv1.g.YLen(), &e.A2: e.conv2.g.YLen(), &e.A3: e.conv3.g.YLen(),
-		&e.Z: n * nz, &e.D: n, &e.DZ: n * nz, &e.DD: n,
-		&e.dA1: e.conv1.g.YLen(), &e.dA2: e.conv2.g.YLen(), &e.dA3: e.conv3.g.YLen(),
+	err := allocAll(b, "E", []bufSize{
+		{&e.A1, e.conv1.g.YLen()}, {&e.A2, e.conv2.g.YLen()}, {&e.A3, e.conv3.g.YLen()},
+		{&e.Z, n * nz}, {&e.D, n}, {&e.DZ, n * nz}, {&e.DD, n},
+		{&e.dA1, e.conv1.g.YLen()}, {&e.dA2, e.conv2.g.YLen()}, {&e.dA3, e.conv3.g.YLen()},
 	})
 	if err != nil {
 		return nil, err

@@ -55,10 +55,10 @@ func NewGenerator(b backend.Backend, s Spec) (*Generator, error) {
 	g.t2 = g.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), w2)
 	g.t3 = g.layer(backend.NewConv(n, nf, 16, 16, 2*nf, 4, 2, 1), w3)
 	g.t4 = g.layer(backend.NewConv(n, c, 32, 32, nf, 4, 2, 1), w4)
-	err := allocAll(b, "G", map[*backend.Buf]int{
-		&g.H1: g.t1.g.XLen(), &g.H2: g.t2.g.XLen(), &g.H3: g.t3.g.XLen(), &g.Out: g.t4.g.XLen(),
-		&g.dH1: g.t1.g.XLen(), &g.dH2: g.t2.g.XLen(), &g.dH3: g.t3.g.XLen(),
-		&g.DOut: g.t4.g.XLen(), &g.DZ: n * nz,
+	err := allocAll(b, "G", []bufSize{
+		{&g.H1, g.t1.g.XLen()}, {&g.H2, g.t2.g.XLen()}, {&g.H3, g.t3.g.XLen()}, {&g.Out, g.t4.g.XLen()},
+		{&g.dH1, g.t1.g.XLen()}, {&g.dH2, g.t2.g.XLen()}, {&g.dH3, g.t3.g.XLen()},
+		{&g.DOut, g.t4.g.XLen()}, {&g.DZ, n * nz},
 	})
 	if err != nil {
 		return nil, err

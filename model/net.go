@@ -204,13 +204,22 @@ func (n *Net) grads(l layer) {
 	n.markGrad(l.wi + 1)
 }
 
-func allocAll(b backend.Backend, what string, sizes map[*backend.Buf]int) error {
-	for p, size := range sizes {
-		x, err := b.Alloc(size)
+// bufSize names a buffer to allocate and its number of values.
+type bufSize struct {
+	p *backend.Buf
+	n int
+}
+
+// allocAll allocates the buffers in the order given, so that a network's
+// memory layout (and with it, on a GPU, every address and alignment) is the
+// same from run to run.
+func allocAll(b backend.Backend, what string, bufs []bufSize) error {
+	for _, s := range bufs {
+		x, err := b.Alloc(s.n)
 		if err != nil {
-			return fmt.Errorf("model: %s activations (%d values): %w", what, size, err)
+			return fmt.Errorf("model: %s activations (%d values): %w", what, s.n, err)
 		}
-		*p = x
+		*s.p = x
 	}
 	return nil
 }

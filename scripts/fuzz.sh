@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run every Go fuzz target of the module for a fixed time, one after the
-# other, and print a table: target, fuzzing time, executions, new crashers.
+# other, and print a table: target, fuzzing time, executions (the inputs
+# tried), new crashers; then the number of targets and of executions in
+# all (README's Reliability table: `scripts/fuzz.sh 60`).
 #
 #   scripts/fuzz.sh [SECONDS]          # default 30 s per target
 #
@@ -42,6 +44,7 @@ targets=$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . |
 
 rows=()
 status=0
+total_execs=0
 total_start=$(date +%s)
 while read -r dir name; do
 	[ -z "$dir" ] && continue
@@ -73,6 +76,7 @@ while read -r dir name; do
 			result="FAILED (exit $rc, see $log)"
 		fi
 	fi
+	total_execs=$((total_execs + ${execs:-0}))
 	rows+=("$(printf '%-42s %8s %6s %12s %11s %8s  %s' "$label" "${elapsed:--}" "${wall}s" "${execs:--}" "${interesting:--}" "$crashers" "$result")")
 done <<<"$targets"
 
@@ -81,5 +85,5 @@ printf '%-42s %8s %6s %12s %11s %8s  %s\n' target fuzzing wall execs interesting
 for r in "${rows[@]}"; do
 	echo "$r"
 done
-echo "total: $(($(date +%s) - total_start))s; logs in $logdir"
+echo "total: ${#rows[@]} targets, $total_execs executions, $(($(date +%s) - total_start))s; logs in $logdir"
 exit $status

@@ -5,15 +5,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/pad-dreaming/pad/internal/atomicfile"
 )
 
 // Writer collects tensors and metadata and writes them as one safetensors
@@ -260,12 +259,12 @@ func (w *Writer) Bytes() ([]byte, error) {
 var wrapTempWriter = func(w io.Writer) io.Writer { return w }
 
 // WriteFileAtomic writes w to path so that path holds either the old file
-// or the complete new one, never a mix: it writes a temporary file in the
-// same directory, syncs it, renames it over path and syncs the directory.
-// On error the temporary file is removed, and the file at path is untouched
-// unless the rename succeeded and only the final directory sync failed.
-// The new file keeps the permission bits of the file it replaces, or gets
-// 0644 if there was none.
+// or the complete new one, never a mix (internal/atomicfile): it writes a
+// temporary file in the same directory, syncs it, renames it over path and
+// syncs the directory. On error the temporary file is removed, and the file
+// at path is untouched unless the rename succeeded and only the final
+// directory sync failed. The new file keeps the permission bits of the file
+// it replaces, or gets 0644 if there was none.
 func WriteFileAtomic(path string, w *Writer) error {
 	return WriteFileAtomicThrough(path, w, nil)
 }
@@ -273,69 +272,23 @@ func WriteFileAtomic(path string, w *Writer) error {
 // WriteFileAtomicThrough is WriteFileAtomic with every write to the
 // temporary file going through wrap(file) (nil: none), so that the tests of
 // other packages can make a write fail midway, as a full disk does.
-func WriteFileAtomicThrough(path string, w *Writer, wrap func(io.Writer) io.Writer) (err error) {
+func WriteFileAtomicThrough(path string, w *Writer, wrap func(io.Writer) io.Writer) error {
 	hdr, err := w.header()
 	if err != nil {
 		return err
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	err = atomicfile.Write(path, atomicfile.KeepMode, func(out io.Writer) error {
+		if wrap != nil {
+			out = wrap(out)
+		}
+		bw := bufio.NewWriterSize(wrapTempWriter(out), 1<<20)
+		if _, err := w.writeTo(bw, hdr); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 	if err != nil {
 		return fmt.Errorf("safetensors: %w", err)
 	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close() // may already be closed; the error is irrelevant then
-			os.Remove(tmpName)
-			err = fmt.Errorf("safetensors: writing %s: %w", path, err)
-		}
-	}()
-	var out io.Writer = tmp
-	if wrap != nil {
-		out = wrap(out)
-	}
-	bw := bufio.NewWriterSize(wrapTempWriter(out), 1<<20)
-	if _, err := w.writeTo(bw, hdr); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && errors.Is(err, os.ErrInvalid) {
-		return nil // some platforms cannot sync directories
-	}
-	return err
+	return nil
 }
