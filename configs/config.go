@@ -19,7 +19,7 @@
 // The TOML layout is
 //
 //	name = "..."   seed = 1
-//	[data]   dataset, root, train_limit, test_limit
+//	[data]   dataset, root, train_limit, test_limit, test_fraction
 //	[model]  nf, nz
 //	[train]  epochs, max_iters, batch, lr_e, lr_g, beta1, beta2, eps,
 //	         condition, wake_weight, nrem_weight, rem_weight, wake_noise,
@@ -67,6 +67,11 @@ type Data struct {
 	TrainLimit int `toml:"train_limit"`
 	// TestLimit uses only the first TestLimit test images; 0 uses all.
 	TestLimit int `toml:"test_limit"`
+	// TestFraction is, for "folder" without root/train and root/test
+	// sub-folders, the share of each class held out as the test set and
+	// never trained on (0 < f < 1; the images are chosen by a hash of their
+	// path, see dataset.LoadFolderSplit). Ignored by the other data sets.
+	TestFraction float64 `toml:"test_fraction"`
 }
 
 // Model sets the size of the encoder/discriminator and the generator.
@@ -181,7 +186,8 @@ func Default() Config {
 	return Config{
 		Seed: 1,
 		Data: Data{
-			Dataset: "embedded",
+			Dataset:      "embedded",
+			TestFraction: 0.2,
 		},
 		Model: Model{
 			NF: 64,

@@ -84,6 +84,12 @@ func (c Config) Hash() string {
 		if e.table() || hashExcluded(e.key) {
 			continue
 		}
+		// The test fraction decides which images a folder trains on; for
+		// the other data sets it changes nothing, and leaving it out keeps
+		// their hashes (and checkpoints) from before the key existed.
+		if e.key == "data.test_fraction" && c.Data.Dataset != "folder" {
+			continue
+		}
 		fmt.Fprintf(h, "%s = %s\n", e.key, canonical(rv.FieldByIndex(e.index)))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]

@@ -33,6 +33,11 @@ func (c Config) Validate() error {
 		v.add("data.train_limit", d.TrainLimit, fmt.Sprintf("must be 0 or at least train.batch = %d: an epoch drops the last partial batch, so nothing would be trained", c.Train.Batch))
 	}
 	v.atLeast("data.test_limit", d.TestLimit, 0, "0 = all images")
+	// Only folders use the test fraction; 0 (a Data built without it) is
+	// accepted for the other sets, any other value out of range is not.
+	if !(d.TestFraction > 0 && d.TestFraction < 1) && (d.Dataset == "folder" || d.TestFraction != 0) {
+		v.add("data.test_fraction", d.TestFraction, "must be between 0 and 1, exclusive (the share of each class of a folder held out as the test set)")
+	}
 
 	v.atLeast("model.nf", c.Model.NF, 1, "the filter factor")
 	v.atLeast("model.nz", c.Model.NZ, 1, "the latent size")

@@ -39,7 +39,7 @@ func cifarDir(root string, files []string) (string, error) {
 			return "", fmt.Errorf("cifar10: %v", err)
 		}
 	}
-	return "", notFound("cifar10", fmt.Sprintf("%s (in %s or %s)", files[0], root, filepath.Join(root, cifarSubfolder)))
+	return "", notFound("cifar10", root, fmt.Sprintf("%s (in %s or %s)", files[0], root, filepath.Join(root, cifarSubfolder)))
 }
 
 func loadCIFAR10(root string, train bool) (*Set, error) {
@@ -56,7 +56,7 @@ func loadCIFAR10(root string, train bool) (*Set, error) {
 		paths[i] = p
 		st, err := os.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, notFound("cifar10", p)
+			return nil, notFound("cifar10", root, p)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cifar10: %v", err)

@@ -35,6 +35,44 @@ const (
 // (ResizeBilinear). The set has C = 1 when every image is grayscale and
 // C = 3 (RGB, any alpha dropped) otherwise.
 func LoadFolder(root string) (*Set, error) {
+	f, err := readFolder(root)
+	if err != nil {
+		return nil, err
+	}
+	all := make([]int, len(f.paths))
+	for i := range all {
+		all[i] = i
+	}
+	return f.subset(all, f.gray), nil
+}
+
+// folderImages is a folder of labelled images decoded to 32×32 RGB.
+type folderImages struct {
+	rgb     []byte   // N·3·32·32
+	labels  []uint8  // N
+	paths   []string // "<class>/<file>", slash-separated, relative to the root
+	classes []string
+	gray    bool // every image is grayscale
+}
+
+// subset returns the images idx of f as a Set, with one channel when gray.
+func (f *folderImages) subset(idx []int, gray bool) *Set {
+	const plane = Size * Size
+	c := 3
+	if gray {
+		c = 1
+	}
+	img := make([]byte, len(idx)*c*plane)
+	labels := make([]uint8, len(idx))
+	for j, i := range idx {
+		copy(img[j*c*plane:(j+1)*c*plane], f.rgb[i*3*plane:])
+		labels[j] = f.labels[i]
+	}
+	return &Set{Name: "folder", Images: img, N: len(idx), C: c, H: Size, W: Size, Labels: labels, Classes: f.classes}
+}
+
+// readFolder reads root/<class>/<image> as LoadFolder describes.
+func readFolder(root string) (*folderImages, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("folder: %w", err)
@@ -56,8 +94,8 @@ func LoadFolder(root string) (*Set, error) {
 		return nil, fmt.Errorf("folder: %s has %d class sub-folders, at most %d are supported", root, len(classes), folderMaxClasses)
 	}
 	type item struct {
-		path  string
-		label uint8
+		path, rel string
+		label     uint8
 	}
 	var items []item
 	for ci, c := range classes {
@@ -81,7 +119,7 @@ func LoadFolder(root string) (*Set, error) {
 			if isDir(dir, f) {
 				return nil, fmt.Errorf("folder: %s: a folder inside a class folder", p)
 			}
-			items = append(items, item{p, uint8(ci)})
+			items = append(items, item{p, c + "/" + name, uint8(ci)})
 			n++
 		}
 		if n == 0 {
@@ -90,29 +128,25 @@ func LoadFolder(root string) (*Set, error) {
 	}
 	// Decode every image to 32×32 RGB, noting whether all are grayscale.
 	const plane = Size * Size
-	rgb := make([]byte, len(items)*3*plane)
-	labels := make([]uint8, len(items))
-	gray := true
+	f := &folderImages{
+		rgb:     make([]byte, len(items)*3*plane),
+		labels:  make([]uint8, len(items)),
+		paths:   make([]string, len(items)),
+		classes: classes,
+		gray:    true,
+	}
 	var resizers resizerCache
 	var planes []byte
 	for i, it := range items {
-		g, err := decodeFolderImage(it.path, rgb[i*3*plane:(i+1)*3*plane], &resizers, &planes)
+		g, err := decodeFolderImage(it.path, f.rgb[i*3*plane:(i+1)*3*plane], &resizers, &planes)
 		if err != nil {
 			return nil, fmt.Errorf("folder: %w", err)
 		}
-		gray = gray && g
-		labels[i] = it.label
+		f.gray = f.gray && g
+		f.labels[i] = it.label
+		f.paths[i] = it.rel
 	}
-	s := &Set{Name: "folder", Images: rgb, N: len(items), C: 3, H: Size, W: Size, Labels: labels, Classes: classes}
-	if gray {
-		// The three planes of a grayscale image are equal: keep the first.
-		img := make([]byte, len(items)*plane)
-		for i := range items {
-			copy(img[i*plane:(i+1)*plane], rgb[i*3*plane:])
-		}
-		s.Images, s.C = img, 1
-	}
-	return s, nil
+	return f, nil
 }
 
 // isDir tells whether the entry e of dir is a folder, following symbolic

@@ -216,7 +216,7 @@ func findIDX(set, root, base string) (string, error) {
 			return "", fmt.Errorf("%s: %v", set, err)
 		}
 	}
-	return "", notFound(set, fmt.Sprintf("%s (or %s) in %s", base+".gz", base, root))
+	return "", notFound(set, root, fmt.Sprintf("%s (or %s) in %s", base+".gz", base, root))
 }
 
 // ReadIDX reads an IDX image file and its label file (raw or gzip) as they

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -119,7 +120,7 @@ var loaders = map[string]func(root string, train bool) (*Set, error){
 	"fashion":  func(root string, train bool) (*Set, error) { return loadIDXSet("fashion", root, train, fashionClasses) },
 	"cifar10":  loadCIFAR10,
 	"svhn":     loadSVHN,
-	"folder":   func(root string, _ bool) (*Set, error) { return LoadFolder(root) },
+	"folder":   loadFolderSide,
 	"embedded": func(_ string, train bool) (*Set, error) { return loadEmbedded(train) },
 }
 
@@ -142,8 +143,9 @@ func Names() []string {
 //   - "cifar10": root holds data_batch_1.bin … data_batch_5.bin and
 //     test_batch.bin, or holds the folder cifar-10-batches-bin with them; C = 3.
 //   - "svhn": root holds train_32x32.mat and test_32x32.mat; C = 3.
-//   - "folder": root/<class>/*.png|*.jpg|*.jpeg, see LoadFolder (train is
-//     ignored).
+//   - "folder": root/train/<class>/… and root/test/<class>/…, or
+//     root/<class>/… with DefaultTestFraction of each class held out as the
+//     test set; see LoadFolderSplit and LoadFolder.
 //   - "embedded": the Fashion-MNIST sample built into the program (8,000
 //     training and 2,000 test images); root is ignored.
 //
@@ -170,8 +172,49 @@ type missingError struct{ msg string }
 func (e *missingError) Error() string { return e.msg }
 func (e *missingError) Unwrap() error { return fs.ErrNotExist }
 
-// notFound is the error for the file a set needs, described by what, that
-// is not there.
-func notFound(set, what string) error {
-	return &missingError{fmt.Sprintf("%s: %s not found; run `pad data fetch %s` to download it", set, what, set)}
+// notFound is the error for the file a set read from root needs, described
+// by what, that is not there. Its hint names the command that downloads
+// the set into root: `pad data fetch SET` for the default folder
+// data/SET, `pad data fetch SET --dir ROOT` for any other.
+func notFound(set, root, what string) error {
+	return &missingError{fmt.Sprintf("%s: %s not found; run `%s` to download it", set, what, FetchCommand(set, root))}
+}
+
+// FetchCommand returns the command line that downloads the set called name
+// into root, where Load looks for it.
+func FetchCommand(name, root string) string {
+	cmd := "pad data fetch " + name
+	if root != "" && filepath.Clean(root) != filepath.Join("data", name) {
+		cmd += " --dir " + shellQuote(root)
+	}
+	return cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and / . _ - + : , @ %.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// loadFolderSide returns one side of LoadFolderSplit with the default
+// test fraction.
+func loadFolderSide(root string, train bool) (*Set, error) {
+	tr, te, _, err := LoadFolderSplit(root, DefaultTestFraction)
+	if err != nil {
+		return nil, err
+	}
+	if train {
+		return tr, nil
+	}
+	return te, nil
 }

@@ -21,7 +21,7 @@ func loadSVHN(root string, train bool) (*Set, error) {
 	}
 	p := filepath.Join(root, name)
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-		return nil, notFound("svhn", p)
+		return nil, notFound("svhn", root, p)
 	}
 	s, err := ReadSVHN(p)
 	if err != nil {

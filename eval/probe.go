@@ -31,6 +31,9 @@ type ProbeConfig struct {
 	Seed uint64
 	// Classes is the number of output classes K (10).
 	Classes int
+	// Stop, when set, is asked before every epoch of the probe; an error
+	// from it ends the probe with that error (an interrupt).
+	Stop func() error
 }
 
 // DefaultProbeConfig returns the paper's probe settings: 20 epochs of plain
@@ -169,6 +172,11 @@ func trainProbe(train Features, cfg ProbeConfig) (ProbeResult, error) {
 	nb := train.N / cfg.Batch
 	res := ProbeResult{EpochLoss: make([]float64, cfg.Epochs)}
 	for e := 0; e < cfg.Epochs; e++ {
+		if cfg.Stop != nil {
+			if err := cfg.Stop(); err != nil {
+				return ProbeResult{}, err
+			}
+		}
 		rng.Permutation(perm, rng.Key{Seed: cfg.Seed, Stream: rng.StreamEval, Seq: uint64(e)})
 		var loss, acc float64
 		for i := 0; i < nb; i++ {

@@ -21,10 +21,12 @@ import (
 //
 // The Event messages are encoded by hand; only the fields pad writes exist:
 //
-//	Event   { double wall_time = 1; int64 step = 2;
-//	          string file_version = 3; Summary summary = 5; }
-//	Summary { repeated Value value = 1; }
-//	Value   { string tag = 1; float simple_value = 2; }
+//	Event      { double wall_time = 1; int64 step = 2;
+//	             string file_version = 3; Summary summary = 5;
+//	             SessionLog session_log = 6; }
+//	Summary    { repeated Value value = 1; }
+//	Value      { string tag = 1; float simple_value = 2; }
+//	SessionLog { SessionStatus status = 1; }  // START = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -84,6 +86,21 @@ func encodeEvent(wall float64, step int64, version string, scalars []Scalar) []b
 		b = appendBytesField(b, 5, summary)
 	}
 	return b
+}
+
+// sessionStart is SessionLog.SessionStatus START.
+const sessionStart = 1
+
+// encodeSessionStart serializes a tensorflow.Event at step holding a
+// SessionLog with status START.
+func encodeSessionStart(wall float64, step int64) []byte {
+	b := appendTag(nil, 1, wireFixed64)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(wall))
+	b = appendTag(b, 2, wireVarint)
+	b = binary.AppendUvarint(b, uint64(step))
+	log := appendTag(nil, 1, wireVarint)
+	log = binary.AppendUvarint(log, sessionStart)
+	return appendBytesField(b, 6, log)
 }
 
 // frameRecord wraps data in a TFRecord frame.
@@ -154,6 +171,16 @@ func (e *EventFile) write(event []byte) error {
 		return fmt.Errorf("metrics: writing %s: %w", e.path, err)
 	}
 	return nil
+}
+
+// WriteSessionStart writes an event with SessionLog START at step. A
+// TensorBoard reading the run's event files in order discards, on meeting
+// it, every point with a step of step or more read from the earlier files
+// ("purge orphaned data", on by default): the points that a process which
+// died after its last checkpoint logged and that the resumed run logs
+// again.
+func (e *EventFile) WriteSessionStart(step int64) error {
+	return e.write(encodeSessionStart(wallTime(time.Now()), step))
 }
 
 // WriteScalars writes one event holding the scalars at the given step,

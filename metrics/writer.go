@@ -127,6 +127,21 @@ func (w *Writer) Write(r Record) error {
 	return w.events.WriteScalars(step, scalars)
 }
 
+// MarkStart marks in the event file that training (re)starts at step: an
+// event with SessionLog START, after which TensorBoard drops the points of
+// earlier event files whose step is step or more (see
+// EventFile.WriteSessionStart). A trainer calls it once per process, with
+// the first step it will log: 0 for a new run, the checkpoint's iteration
+// + 1 for a resumed one.
+func (w *Writer) MarkStart(step int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.jsonl == nil {
+		return fmt.Errorf("metrics: writer for %s is closed", w.dir)
+	}
+	return w.events.WriteSessionStart(step)
+}
+
 // Sync commits both files to stable storage.
 func (w *Writer) Sync() error {
 	w.mu.Lock()

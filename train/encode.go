@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pad-dreaming/pad/backend"
@@ -57,6 +58,12 @@ func (e *Encoder) Close() {
 // is not nil), with the set's labels. The last batch is padded with copies
 // of its first image; their latents are dropped.
 func (e *Encoder) Encode(set *dataset.Set, occ *Occlusion) (eval.Features, error) {
+	return e.EncodeContext(context.Background(), set, occ)
+}
+
+// EncodeContext is Encode that stops with ctx's error, between two
+// batches, once ctx is done.
+func (e *Encoder) EncodeContext(ctx context.Context, set *dataset.Set, occ *Occlusion) (eval.Features, error) {
 	s := e.p.Spec
 	if set.C != s.C || set.H != model.ImageSize || set.W != model.ImageSize {
 		return eval.Features{}, fmt.Errorf("encode %s: images are %dx%dx%d, the model takes %dx%dx%d", set.Name, set.C, set.H, set.W, s.C, model.ImageSize, model.ImageSize)
@@ -65,6 +72,9 @@ func (e *Encoder) Encode(set *dataset.Set, occ *Occlusion) (eval.Features, error
 	img := set.ImageSize()
 	hw := model.ImageSize * model.ImageSize
 	for start := 0; start < set.N; start += s.Batch {
+		if err := ctx.Err(); err != nil {
+			return eval.Features{}, err
+		}
 		n := min(s.Batch, set.N-start)
 		for i := 0; i < s.Batch; i++ {
 			src := start + i

@@ -28,14 +28,42 @@ type progress struct {
 	mode     ProgressMode
 	epochs   int
 	bpe      int
+	maxIters int // train.max_iters (0 = no limit)
 	start    time.Time
 	startIt  int
 	lastDraw time.Time
 	drawn    bool
 }
 
-func newProgress(w io.Writer, mode ProgressMode, epochs, bpe int) *progress {
-	return &progress{w: w, mode: mode, epochs: epochs, bpe: bpe, start: time.Now(), startIt: -1}
+func newProgress(w io.Writer, mode ProgressMode, epochs, bpe, maxIters int) *progress {
+	return &progress{w: w, mode: mode, epochs: epochs, bpe: bpe, maxIters: maxIters, start: time.Now(), startIt: -1}
+}
+
+// totalIters is the number of iterations of the whole run: every batch of
+// every epoch, or train.max_iters when that is fewer.
+func totalIters(epochs, bpe, maxIters int) int {
+	total := epochs * bpe
+	if maxIters > 0 && maxIters < total {
+		total = maxIters
+	}
+	return total
+}
+
+// itersLeft is the number of iterations the run still does after pos.
+func itersLeft(pos Position, epochs, bpe, maxIters int) int {
+	left := epochs*bpe - (pos.Epoch*bpe + pos.Index)
+	if maxIters > 0 {
+		left = min(left, maxIters-pos.Iter)
+	}
+	return max(left, 0)
+}
+
+// timeLeft estimates the time the run still takes at itPerSec.
+func timeLeft(pos Position, epochs, bpe, maxIters int, itPerSec float64) time.Duration {
+	if !(itPerSec > 0) {
+		return 0
+	}
+	return time.Duration(float64(itersLeft(pos, epochs, bpe, maxIters)) / itPerSec * float64(time.Second))
 }
 
 // eta formats a duration as h:mm:ss or m:ss.
@@ -60,8 +88,7 @@ func (p *progress) rate(pos Position) (itPerSec float64, remaining time.Duration
 		return 0, 0
 	}
 	itPerSec = float64(done) / el
-	left := p.epochs*p.bpe - (pos.Epoch*p.bpe + pos.Index)
-	return itPerSec, time.Duration(float64(left) / itPerSec * float64(time.Second))
+	return itPerSec, timeLeft(pos, p.epochs, p.bpe, p.maxIters, itPerSec)
 }
 
 // update is called after every iteration.
@@ -73,8 +100,8 @@ func (p *progress) update(pos Position, s [phases.NumStats]float32) {
 		return
 	}
 	p.lastDraw = time.Now()
-	total := p.epochs * p.bpe
-	done := pos.Epoch*p.bpe + pos.Index
+	total := totalIters(p.epochs, p.bpe, p.maxIters)
+	done := total - itersLeft(pos, p.epochs, p.bpe, p.maxIters)
 	const width = 24
 	fill := 0
 	if total > 0 {
@@ -115,6 +142,17 @@ func (p *progress) pause(what string) {
 		p.clear()
 		fmt.Fprintf(p.w, "%s…\x1b[K", what)
 		p.drawn = true
+	}
+}
+
+// probeStart says that a probe begins: a line of its own in lines mode,
+// the status line in bar mode.
+func (p *progress) probeStart(what string) {
+	switch p.mode {
+	case ProgressLines:
+		fmt.Fprintf(p.w, "%s…\n", what)
+	case ProgressBar:
+		p.pause(what)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/dataset"
 	"github.com/pad-dreaming/pad/eval"
+	"github.com/pad-dreaming/pad/internal/atomicfile"
 	"github.com/pad-dreaming/pad/metrics"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -50,6 +51,66 @@ type Options struct {
 	Backend  backend.Backend // where the model lives
 	Log      io.Writer       // progress and notices (nil: discard)
 	Progress ProgressMode
+	// Data holds the sets Preflight loaded for this Config; nil makes New
+	// run Preflight itself.
+	Data *Data
+}
+
+// Data is a run's training and test sets.
+type Data struct {
+	Train, Test *dataset.Set
+	// Split says where the test set comes from, for the run's first line:
+	// "test split of <dataset>", "<root>/test", or the held-out fraction.
+	Split string
+}
+
+// Preflight checks everything a run can check before it touches the
+// device or the file system: the config's values, the condition, the data
+// files (loading them), whether another process holds dir, and whether
+// dir holds a checkpoint to resume from (with resume) or none to
+// overwrite (without). It creates no directory and writes nothing but the
+// lock file of an existing run directory, so a failing run leaves nothing
+// behind.
+func Preflight(cfg configs.Config, dir string, resume bool) (*Data, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := Condition(cfg); err != nil {
+		return nil, err
+	}
+	// A run another process holds is reported as such, before what its
+	// checkpoint (being written, or not yet) would say.
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		unlock()
+	}
+	ckptPath := filepath.Join(dir, CheckpointName)
+	if resume {
+		if !fileExists(ckptPath) {
+			return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", dir, CheckpointName)
+		}
+		ckpt, err := ReadCheckpoint(ckptPath)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkResumeHash(cfg, dir, ckpt); err != nil {
+			return nil, err
+		}
+	} else if fileExists(ckptPath) {
+		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", dir)
+	}
+	return LoadSets(cfg)
+}
+
+func checkResumeHash(cfg configs.Config, dir string, ckpt *Checkpoint) error {
+	if h := cfg.Hash(); ckpt.State.ConfigHash != h {
+		return fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
+			filepath.Join(dir, CheckpointName), ckpt.State.ConfigHash, h, filepath.Join(dir, "config.toml"))
+	}
+	return nil
 }
 
 // Trainer is one training run.
@@ -60,6 +121,7 @@ type Trainer struct {
 	Model   *phases.PAD
 	Train   *dataset.Set
 	Test    *dataset.Set
+	Split   string // where the test set comes from (Data.Split)
 	feed    *feeder
 	metrics *metrics.Writer
 	unlock  func()
@@ -75,28 +137,46 @@ type Trainer struct {
 	Samples []string
 }
 
-// New prepares a run: it locks the run directory, loads the data, builds
-// the model and, with Resume, restores the checkpoint.
+// New prepares a run: it checks the config and the data (Preflight, unless
+// Options.Data holds its result), then locks the run directory, builds the
+// model and, with Resume, restores the checkpoint. When it fails, a run
+// directory it created is removed again.
 func New(opt Options) (_ *Trainer, err error) {
 	cfg := opt.Config
-	if err := cfg.Validate(); err != nil {
+	data := opt.Data
+	if data == nil {
+		if data, err = Preflight(cfg, opt.Dir, opt.Resume); err != nil {
+			return nil, err
+		}
+	} else if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := opt.Log
 	if log == nil {
 		log = io.Discard
 	}
+	created := false
+	if _, err := os.Lstat(opt.Dir); errors.Is(err, fs.ErrNotExist) {
+		created = true
+	}
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	unlock, err := lockDir(opt.Dir)
 	if err != nil {
+		// Not removed even when created here: another process that created
+		// it at the same moment may hold the lock.
 		return nil, err
 	}
-	t := &Trainer{opt: opt, cfg: cfg, b: opt.Backend, unlock: unlock, log: log}
+	t := &Trainer{opt: opt, cfg: cfg, b: opt.Backend, unlock: unlock, log: log,
+		Train: data.Train, Test: data.Test, Split: data.Split}
 	defer func() {
 		if err != nil {
 			t.Close()
+			if created {
+				// Nothing of this run was worth keeping: it never started.
+				os.RemoveAll(opt.Dir)
+			}
 		}
 	}()
 	// Under the lock no other process writes here: temporary files are
@@ -114,9 +194,8 @@ func New(opt Options) (_ *Trainer, err error) {
 		if ckpt, err = ReadCheckpoint(ckptPath); err != nil {
 			return nil, err
 		}
-		if h := cfg.Hash(); ckpt.State.ConfigHash != h {
-			return nil, fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
-				ckptPath, ckpt.State.ConfigHash, h, filepath.Join(opt.Dir, "config.toml"))
+		if err := checkResumeHash(cfg, opt.Dir, ckpt); err != nil {
+			return nil, err
 		}
 	} else if fileExists(ckptPath) {
 		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", opt.Dir)
@@ -124,9 +203,6 @@ func New(opt Options) (_ *Trainer, err error) {
 		return nil, err
 	}
 
-	if t.Train, t.Test, err = LoadData(cfg); err != nil {
-		return nil, err
-	}
 	cond, err := Condition(cfg)
 	if err != nil {
 		return nil, err
@@ -162,6 +238,23 @@ func New(opt Options) (_ *Trainer, err error) {
 	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
 		return nil, err
 	}
+	// TensorBoard drops what earlier event files hold from this step on:
+	// the records of a process that died after its last checkpoint (which
+	// this run logs again), or, for a new run, those of an attempt that
+	// died before its first checkpoint. Train records are stepped by
+	// iteration, and a resumed run's first is pos.Iter+1. The other
+	// records are stepped by epoch: the purge keeps every one the
+	// checkpoint covers (its epoch is at most pos.Iter), but an epoch's
+	// record logged after the checkpoint and logged again keeps its
+	// earlier point as well (the same numbers on the CPU, where a resumed
+	// run is exact).
+	startStep := int64(0)
+	if ckpt != nil {
+		startStep = int64(t.pos.Iter) + 1
+	}
+	if err := t.metrics.MarkStart(startStep); err != nil {
+		return nil, err
+	}
 	if t.enc, err = NewEncoder(t.Model); err != nil {
 		return nil, err
 	}
@@ -178,12 +271,20 @@ func New(opt Options) (_ *Trainer, err error) {
 // LoadData loads the configured training and test sets, cut to the
 // configured limits.
 func LoadData(cfg configs.Config) (train, test *dataset.Set, err error) {
-	d := cfg.Data
-	if train, err = dataset.Load(d.Dataset, d.Dir(), true); err != nil {
+	d, err := LoadSets(cfg)
+	if err != nil {
 		return nil, nil, err
 	}
-	if test, err = dataset.Load(d.Dataset, d.Dir(), false); err != nil {
-		return nil, nil, err
+	return d.Train, d.Test, nil
+}
+
+// LoadSets loads the configured training and test sets, cut to the
+// configured limits, and says where the test set comes from.
+func LoadSets(cfg configs.Config) (*Data, error) {
+	d := cfg.Data
+	train, test, split, err := dataset.LoadSplit(d.Dataset, d.Dir(), d.TestFraction)
+	if err != nil {
+		return nil, err
 	}
 	if d.TrainLimit > 0 && d.TrainLimit < train.N {
 		train = train.Subset(d.TrainLimit)
@@ -191,10 +292,14 @@ func LoadData(cfg configs.Config) (train, test *dataset.Set, err error) {
 	if d.TestLimit > 0 && d.TestLimit < test.N {
 		test = test.Subset(d.TestLimit)
 	}
-	if train.N < cfg.Train.Batch {
-		return nil, nil, fmt.Errorf("data.dataset %s: %d training images, fewer than one batch of %d", d.Dataset, train.N, cfg.Train.Batch)
+	if test.N == 0 {
+		return nil, fmt.Errorf("data.dataset %s: the test set is empty (%s): with data.test_fraction = %v no class of %s has enough images to hold one out; raise data.test_fraction, add images, or give %s train/ and test/ sub-folders",
+			d.Dataset, split, d.TestFraction, d.Dir(), d.Dir())
 	}
-	return train, test, nil
+	if train.N < cfg.Train.Batch {
+		return nil, fmt.Errorf("data.dataset %s: %d training images, fewer than one batch of %d", d.Dataset, train.N, cfg.Train.Batch)
+	}
+	return &Data{Train: train, Test: test, Split: split}, nil
 }
 
 // Condition returns the configured condition with the weight overrides.
@@ -304,16 +409,26 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	t.started = start
 	t.elapsed = t.previousTime()
-	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, bpe)
+	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, bpe, cfg.Train.MaxIters)
 	defer t.prog.done()
 
-	if t.pos.Iter == 0 && t.pos.Epoch == 0 && t.pos.Index == 0 && cfg.Eval.Every > 0 {
-		// The untrained encoder: the first point of the accuracy curve.
-		if acc, err := t.probe(0); err != nil {
-			return sum, err
-		} else {
-			sum.ProbeAcc = acc
+	if t.pos.Index == 0 && cfg.Eval.Every > 0 && t.pos.Epoch%cfg.Eval.Every == 0 && !t.probed(t.pos.Epoch) {
+		// The untrained encoder (the first point of the accuracy curve), or
+		// the probe of an epoch whose end was checkpointed but whose probe
+		// was interrupted.
+		acc, err := t.probe(ctx, t.pos.Epoch)
+		if errors.Is(err, ErrInterrupted) && !fileExists(filepath.Join(t.opt.Dir, CheckpointName)) {
+			// Interrupted before anything was trained: a checkpoint of the
+			// start, so that --resume works as the message says.
+			if cerr := t.checkpoint(); cerr != nil {
+				return sum, cerr
+			}
 		}
+		if err != nil {
+			sum.Seconds = time.Since(start).Seconds()
+			return sum, err
+		}
+		sum.ProbeAcc = acc
 	}
 	win, ep := &t.win, &t.ep
 	lastLog := time.Now()
@@ -426,13 +541,8 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 				return sum, err
 			}
 		}
-		if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
-			acc, err := t.probe(done)
-			if err != nil {
-				return sum, err
-			}
-			sum.ProbeAcc = acc
-		}
+		// The checkpoint comes before the probe: an interrupted probe
+		// loses no training, and a resumed run probes that epoch first.
 		t.pos.Epoch, t.pos.Index = done, 0
 		if err := t.checkpoint(); err != nil {
 			return sum, err
@@ -440,6 +550,14 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 		if ctx.Err() != nil {
 			sum.Seconds = time.Since(start).Seconds()
 			return sum, ErrInterrupted
+		}
+		if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
+			acc, err := t.probe(ctx, done)
+			if err != nil {
+				sum.Seconds = time.Since(start).Seconds()
+				return sum, err
+			}
+			sum.ProbeAcc = acc
 		}
 	}
 	return sum, t.finish(&sum, start)
@@ -477,11 +595,34 @@ func (t *Trainer) checkpoint() error {
 	return t.metrics.Sync()
 }
 
+// probed tells whether metrics.jsonl holds the probe of epoch.
+func (t *Trainer) probed(epoch int) bool {
+	recs, _, err := metrics.ReadFile(filepath.Join(t.opt.Dir, metrics.FileName))
+	if err != nil {
+		return false
+	}
+	for _, r := range recs {
+		if r.Kind == metrics.KindProbe && r.Epoch == epoch {
+			return true
+		}
+	}
+	return false
+}
+
 // probe encodes both sets with the current E, trains the paper's linear
-// probe on the training features and records its accuracies.
-func (t *Trainer) probe(epoch int) (float64, error) {
-	t.prog.pause(fmt.Sprintf("probing the encoder (epoch %d)", epoch))
-	res, err := Probe(t.enc, t.Train, t.Test, ProbeSettings(t.cfg))
+// probe on the training features and records its accuracies. When ctx is
+// done it stops between two batches of the encoding or two epochs of the
+// probe and returns ErrInterrupted; the run's last checkpoint stands.
+func (t *Trainer) probe(ctx context.Context, epoch int) (float64, error) {
+	pc := ProbeSettings(t.cfg)
+	t.prog.probeStart(fmt.Sprintf("epoch %d: linear probe: encoding %d training and %d test images, then %d epochs of SGD",
+		epoch, t.Train.N, t.Test.N, pc.Epochs))
+	began := time.Now()
+	res, err := ProbeContext(ctx, t.enc, t.Train, t.Test, pc)
+	if ctx.Err() != nil {
+		t.prog.message(fmt.Sprintf("epoch %d: linear probe interrupted after %.1f s", epoch, time.Since(began).Seconds()))
+		return 0, ErrInterrupted
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -490,7 +631,7 @@ func (t *Trainer) probe(epoch int) (float64, error) {
 	if err := t.metrics.Write(r); err != nil {
 		return 0, err
 	}
-	t.prog.message(fmt.Sprintf("epoch %d: linear probe test accuracy %.2f%% (train %.2f%%)", epoch, res.TestAcc, res.TrainAcc))
+	t.prog.message(fmt.Sprintf("epoch %d: linear probe test accuracy %.2f%% (train %.2f%%) in %.1f s", epoch, res.TestAcc, res.TrainAcc, time.Since(began).Seconds()))
 	return res.TestAcc, nil
 }
 
@@ -501,46 +642,30 @@ func ProbeSettings(cfg configs.Config) eval.ProbeConfig {
 
 // Probe runs the linear probe on the encodings of train and test.
 func Probe(enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
-	ftr, err := enc.Encode(train, nil)
+	return ProbeContext(context.Background(), enc, train, test, pc)
+}
+
+// ProbeContext is Probe that stops with ctx's error once ctx is done:
+// between two batches of the encoding or two epochs of the probe.
+func ProbeContext(ctx context.Context, enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
+	ftr, err := enc.EncodeContext(ctx, train, nil)
 	if err != nil {
 		return eval.ProbeResult{}, err
 	}
-	fte, err := enc.Encode(test, nil)
+	fte, err := enc.EncodeContext(ctx, test, nil)
 	if err != nil {
 		return eval.ProbeResult{}, err
 	}
+	pc.Stop = ctx.Err
 	pc.Classes = max(len(train.Classes), 2)
 	return eval.RunProbe(ftr, fte, pc)
 }
 
-// writeFileAtomic writes data to path through a temporary file. The file
-// keeps the permission bits of the one it replaces, or gets 0644.
+// writeFileAtomic writes data to path through a temporary file
+// (internal/atomicfile: synced, renamed, directory synced). The file keeps
+// the permission bits of the one it replaces, or gets 0644.
 func writeFileAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, atomicfile.KeepMode)
 }
 
 // truncateMetrics drops the records written after iteration iter (by a

@@ -68,7 +68,10 @@ func cmdBench(args []string, e *env) error {
 	}
 	cond, err := train.Condition(cfg)
 	if err != nil {
-		return err
+		return usagef("%v", err)
+	}
+	if e.checkOnly {
+		return errChecked
 	}
 	be, err := openBackend(cfg.Device, e.stderr)
 	if err != nil {

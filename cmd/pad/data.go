@@ -137,6 +137,9 @@ func dataFetch(args []string, e *env) error {
 	if *dir != "" && len(names) > 1 {
 		return usagef("data fetch: --dir takes one dataset, not %d (%s)", len(names), strings.Join(names, ", "))
 	}
+	if e.checkOnly {
+		return errChecked
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -302,6 +305,9 @@ func dataVerify(args []string, e *env) error {
 	if *dir != "" && len(names) != 1 {
 		return usagef("data verify: --dir needs exactly one dataset, got %d", len(names))
 	}
+	if e.checkOnly {
+		return errChecked
+	}
 	all := len(names) == 0
 	if all {
 		names = cat.Datasets()
@@ -356,6 +362,9 @@ func dataList(args []string, e *env) error {
 	}
 	if len(names) > 0 {
 		return usagef("data list: unexpected argument %q", names[0])
+	}
+	if e.checkOnly {
+		return errChecked
 	}
 	cat := dataCatalogue()
 	for _, name := range cat.Datasets() {

@@ -25,6 +25,9 @@ func cmdDream(args []string, e *env) error {
 	if fs.NArg() != 1 {
 		return usagef("dream: want one run directory, got %d arguments", fs.NArg())
 	}
+	if e.checkOnly {
+		return errChecked
+	}
 	dir := fs.Arg(0)
 	run, closeRun, err := openRun(dir, *device, e)
 	if err != nil {

@@ -64,6 +64,9 @@ func cmdEval(args []string, e *env) error {
 	if flags.NArg() != 1 {
 		return usagef("eval %s: want one run directory, got %d arguments", what, flags.NArg())
 	}
+	if e.checkOnly {
+		return errChecked
+	}
 	dir := flags.Arg(0)
 	run, closeRun, err := openRun(dir, *device, e)
 	if err != nil {

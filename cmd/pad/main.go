@@ -34,6 +34,24 @@ type command struct {
 type env struct {
 	stdout, stderr io.Writer
 	isTerminal     bool
+	// checkOnly makes a command stop with errChecked once its command line
+	// (flags, arguments and, where it takes one, its config) is checked,
+	// before it reads data, opens a device or writes anything. Tests use it
+	// to prove that the commands shown in help texts and config comments
+	// are accepted as shown.
+	checkOnly bool
+}
+
+// errChecked ends a command run with env.checkOnly whose command line was
+// accepted (exit code 0).
+var errChecked = errors.New("command line accepted")
+
+// checkedByCommand lists the flag sets whose commands check their
+// arguments and config after parsing and stop at env.checkOnly
+// themselves; for the others parse stops there, right after the flags.
+var checkedByCommand = map[string]bool{
+	"pad train": true, "pad eval": true, "pad bench": true, "pad dream": true, "pad report": true,
+	"pad data fetch": true, "pad data verify": true, "pad data list": true,
 }
 
 // usageError marks a mistake in the command line (exit code 2).
@@ -77,7 +95,7 @@ On a GPU, 'pad doctor' checks the libraries, the kernels and the training
 iterations against the CPU before you rely on it.
 
 Run 'pad <command> --help' for a command's flags.
-Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted.
+Exit codes: 0 success, 1 error, 2 usage or config error, 130 interrupted.
 `
 
 func mainHelp() string {
@@ -132,7 +150,7 @@ func exitCode(err error, e *env) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errChecked):
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(e.stderr, "pad: %v\n", err)
@@ -176,6 +194,7 @@ func parse(fs *flag.FlagSet, args []string, e *env) error {
 		if err != nil {
 			return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
 		}
+
 		rest := fs.Args()
 		// Parse stops at the first positional argument, or after "--".
 		if len(rest) == 0 || len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
@@ -186,7 +205,14 @@ func parse(fs *flag.FlagSet, args []string, e *env) error {
 		args = rest[1:]
 	}
 	// Leave the positional arguments where fs.Args() finds them.
-	return fs.Parse(append([]string{"--"}, pos...))
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
+		return err
+	}
+	if e.checkOnly && !checkedByCommand[fs.Name()] && !strings.HasPrefix(fs.Name(), "pad eval ") {
+		// A command without a check of its own stops after its flags.
+		return errChecked
+	}
+	return nil
 }
 
 // multiFlag collects repeated string flags (--set k=v --set k=v).

@@ -44,7 +44,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"train", "--set", "train.batch=x"}, exitUsage, "train.batch"},
 		{[]string{"train", "--progress", "fancy"}, exitUsage, "--progress"},
 		{[]string{"train", "extra"}, exitUsage, "unexpected argument"},
-		{[]string{"train", "--config", "no-such-config"}, exitError, "no-such-config"},
+		{[]string{"train", "--config", "no-such-config"}, exitUsage, "no-such-config"},
 		{[]string{"eval"}, exitUsage, "say what to evaluate"},
 		{[]string{"eval", "nonsense", "x"}, exitUsage, "unknown evaluation"},
 		{[]string{"eval", "linear"}, exitUsage, "one run directory"},
@@ -53,7 +53,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"report"}, exitUsage, "at least one run"},
 		{[]string{"bench", "--channels", "2"}, exitUsage, "--channels"},
 		{[]string{"doctor", "extra"}, exitUsage, "unexpected argument"},
-		{[]string{"doctor", "--device", "gpu"}, exitError, "device.kind"},
+		{[]string{"doctor", "--device", "gpu"}, exitUsage, "device.kind"},
 		{[]string{"doctor", "--set", "model.nf=x"}, exitUsage, "model.nf"},
 	}
 	for _, c := range cases {

@@ -28,6 +28,9 @@ func cmdReport(args []string, e *env) error {
 	if fs.NArg() == 0 {
 		return usagef("report: name at least one run directory (or a directory of runs)")
 	}
+	if e.checkOnly {
+		return errChecked
+	}
 	var dirs []string
 	for _, a := range fs.Args() {
 		if _, err := os.Stat(filepath.Join(a, "metrics.jsonl")); err == nil {

@@ -29,14 +29,31 @@ Ctrl-C finishes the current iteration, writes a checkpoint and exits with
 code 130; --resume continues from it.
 `
 
+// Config errors follow one rule, whichever way the config came in: the
+// config named by --config (a file or a built-in name), each --set
+// override and each flag that sets a key (--device) are what the user
+// typed, so anything wrong in them — a config that does not exist, a
+// syntax error, an unknown key, a wrong type, a value out of range, a
+// condition that does not validate — is a usage error, exit code 2, the
+// same for a key in a file as for that key through --set. Exit code 1 is
+// for what pad meets while running: a config file it cannot read (I/O),
+// missing or broken data files, checkpoints, run directories (including a
+// run's own config.toml, which pad wrote) and devices.
+
 // loadConfig resolves --config, --set and --device (if not empty) into a
 // validated config, and the name of the config for deriving the run name.
+// Every problem with the config is a usage error (see above), except a
+// config file that exists but cannot be read.
 func loadConfig(ref string, sets []string, device string) (configs.Config, string, error) {
 	if ref == "" {
 		ref = "quickstart"
 	}
 	cfg, err := configs.Open(ref)
 	if err != nil {
+		var ke *configs.KeyError
+		if _, statErr := os.Stat(ref); errors.As(err, &ke) || statErr != nil {
+			return cfg, "", usagef("--config %s: %v", ref, err)
+		}
 		return cfg, "", err
 	}
 	for _, kv := range sets {
@@ -50,7 +67,10 @@ func loadConfig(ref string, sets []string, device string) (configs.Config, strin
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, "", err
+		return cfg, "", usagef("%v", err)
+	}
+	if _, err := train.Condition(cfg); err != nil {
+		return cfg, "", usagef("%v", err)
 	}
 	base := strings.TrimSuffix(filepath.Base(ref), ".toml")
 	return cfg, base, nil
@@ -67,6 +87,10 @@ func runName(cfg configs.Config, base string) string {
 	}
 	return fmt.Sprintf("%s-%s-s%d", cfg.Data.Dataset, cfg.Train.Condition, cfg.Seed)
 }
+
+// openTrainBackend opens the device pad train trains on; tests replace it
+// to see whether (and when) it is called.
+var openTrainBackend = openBackend
 
 func cmdTrain(args []string, e *env) error {
 	fs := newFlags(e, "train", trainUsage)
@@ -98,20 +122,30 @@ func cmdTrain(args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	be, err := openBackend(cfg.Device, e.stderr)
+	if e.checkOnly {
+		return errChecked
+	}
+	// Everything that can be checked is checked before the backend opens
+	// (on a GPU: before the kernels compile) and before the run directory
+	// exists: a missing data file leaves nothing behind.
+	dir := filepath.Join(*runs, runName(cfg, base))
+	data, err := train.Preflight(cfg, dir, *resume)
+	if err != nil {
+		return err
+	}
+	be, err := openTrainBackend(cfg.Device, e.stderr)
 	if err != nil {
 		return err
 	}
 	defer be.Close()
 
-	dir := filepath.Join(*runs, runName(cfg, base))
-	tr, err := train.New(train.Options{Config: cfg, Dir: dir, Resume: *resume, Backend: be, Log: e.stderr, Progress: mode})
+	tr, err := train.New(train.Options{Config: cfg, Dir: dir, Resume: *resume, Backend: be, Log: e.stderr, Progress: mode, Data: data})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	fmt.Fprintf(e.stderr, "run %s: %s on %s, %d training images, model nf=%d nz=%d, batch %d, %d epochs, condition %s\n",
-		dir, cfg.Data.Dataset, be.Name(), tr.Train.N, cfg.Model.NF, cfg.Model.NZ, cfg.Train.Batch, cfg.Train.Epochs, cfg.Train.Condition)
+	fmt.Fprintf(e.stderr, "run %s: %s on %s, %d training images (%s), model nf=%d nz=%d, batch %d, %d epochs, condition %s\n",
+		dir, cfg.Data.Dataset, be.Name(), tr.Train.N, tr.Split, cfg.Model.NF, cfg.Model.NZ, cfg.Train.Batch, cfg.Train.Epochs, cfg.Train.Condition)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/configs"
+)
+
+// countBackendOpens makes openTrainBackend count its calls for the test.
+func countBackendOpens(t *testing.T) *int {
+	t.Helper()
+	n := new(int)
+	orig := openTrainBackend
+	openTrainBackend = func(d configs.Device, log io.Writer) (backend.Backend, error) {
+		*n++
+		return orig(d, log)
+	}
+	t.Cleanup(func() { openTrainBackend = orig })
+	return n
+}
+
+// A missing data file is found before the backend opens and before the
+// run directory exists, and nothing is left behind; the fetch hint names
+// the folder the config reads.
+func TestMissingDataLeavesNothing(t *testing.T) {
+	opens := countBackendOpens(t)
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	root := filepath.Join(dir, "my data")
+	code, _, errOut := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
+		"--set", "data.dataset=mnist", "--set", "data.root="+root)
+	if code != exitError {
+		t.Fatalf("code %d (want %d)\n%s", code, exitError, errOut)
+	}
+	if want := "pad data fetch mnist --dir '" + root + "'"; !strings.Contains(errOut, want) {
+		t.Errorf("the error lacks the fetch command %q:\n%s", want, errOut)
+	}
+	if _, err := os.Stat(runs); !os.IsNotExist(err) {
+		t.Errorf("%s exists after the failed start (%v)", runs, err)
+	}
+	if *opens != 0 {
+		t.Errorf("the backend was opened %d times before the data was checked", *opens)
+	}
+
+	// With the default root the hint is the plain command.
+	code, _, errOut = runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
+		"--set", "data.dataset=fashion")
+	if code != exitError || !strings.Contains(errOut, "run `pad data fetch fashion` to download it") {
+		t.Errorf("default root: code %d\n%s", code, errOut)
+	}
+
+	// --resume of a run that does not exist, likewise.
+	code, _, errOut = runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu", "--resume", "--set", "name=nothing")
+	if code != exitError || !strings.Contains(errOut, "no checkpoint") {
+		t.Errorf("--resume without a run: code %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(runs); !os.IsNotExist(err) {
+		t.Errorf("%s exists after --resume of nothing (%v)", runs, err)
+	}
+	if *opens != 0 {
+		t.Errorf("the backend was opened %d times", *opens)
+	}
+}
+
+// A config error exits with 2 whether it is in a file the user names, in
+// a --set override or in a flag.
+func TestConfigErrorsAreUsageErrors(t *testing.T) {
+	opens := countBackendOpens(t)
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknown := file("unknown.toml", "[train]\nepoch = 3\n")
+	badType := file("type.toml", "[train]\nbatch = \"x\"\n")
+	badValue := file("value.toml", "[train]\nbatch = 1\n")
+	badFraction := file("fraction.toml", "[data]\ntest_fraction = 1.5\n")
+	syntax := file("syntax.toml", "[train\n")
+	runs := filepath.Join(dir, "runs")
+	cases := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"train", "--config", unknown}, "train.epoch"},
+		{[]string{"train", "--set", "train.epoch=3"}, "train.epoch"},
+		{[]string{"train", "--config", badType}, "train.batch"},
+		{[]string{"train", "--set", "train.batch=x"}, "train.batch"},
+		{[]string{"train", "--config", badValue}, "train.batch = 1"},
+		{[]string{"train", "--set", "train.batch=1"}, "train.batch = 1"},
+		{[]string{"train", "--config", badFraction}, "data.test_fraction"},
+		{[]string{"train", "--set", "data.test_fraction=1.5"}, "data.test_fraction"},
+		{[]string{"train", "--set", "data.dataset=folder", "--set", "data.test_fraction=0"}, "data.test_fraction"},
+		{[]string{"train", "--config", syntax}, "syntax.toml"},
+		{[]string{"train", "--config", filepath.Join(dir, "missing.toml")}, "missing.toml"},
+		{[]string{"train", "--config", "no-such-config"}, "no-such-config"},
+		{[]string{"train", "--device", "gpu"}, "device.kind"},
+		{[]string{"bench", "--config", badValue}, "train.batch = 1"},
+		{[]string{"bench", "--set", "train.batch=1"}, "train.batch = 1"},
+		{[]string{"doctor", "--device", "gpu"}, "device.kind"},
+		{[]string{"doctor", "--config", unknown}, "train.epoch"},
+	}
+	for _, c := range cases {
+		args := append(c.args, "--runs", runs)
+		if c.args[0] != "train" {
+			args = c.args
+		}
+		code, out, errOut := runPad(t, args...)
+		if code != exitUsage || !strings.Contains(errOut, c.msg) {
+			t.Errorf("pad %s: code %d (want %d), stderr lacks %q:\n%s%s", strings.Join(c.args, " "), code, exitUsage, c.msg, out, errOut)
+		}
+	}
+	if *opens != 0 {
+		t.Errorf("the backend was opened %d times for a bad config", *opens)
+	}
+	if _, err := os.Stat(runs); !os.IsNotExist(err) {
+		t.Errorf("%s exists after config errors (%v)", runs, err)
+	}
+}
+
+// placeholders maps the upper-case words of help texts to values.
+var placeholders = map[string]string{
+	"RUN": "runs/quickstart", "RUNS": "runs", "I": "0", "N": "1", "DIR": "data/x", "LIST": "cifar10",
+}
+
+// padCommands returns the pad command lines in text: lines that start with
+// "pad " (with "\" continuing them on the next line; text after two spaces
+// is a description), 'pad …' and `pad …` in quotes, and "pad …" after ": ".
+// Synopses with [ ], < >, | or … and prose (a second word that is not a
+// command) are left out; the upper-case words of placeholders are
+// replaced with values.
+func padCommands(text string) []string {
+	var out []string
+	quoted := regexp.MustCompile("['`](pad [^'`]*)['`]")
+	afterColon := regexp.MustCompile(`: (pad [a-z].*)$`)
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		var found []string
+		if strings.HasPrefix(line, "pad ") {
+			for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+				i++
+				line = strings.TrimSpace(strings.TrimSuffix(line, `\`)) + " " + strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[i]), "#"))
+			}
+			if j := strings.Index(line, "  "); j > 0 {
+				line = line[:j]
+			}
+			found = append(found, line)
+		} else if m := afterColon.FindStringSubmatch(line); m != nil && !strings.Contains(m[1], "'") {
+			found = append(found, m[1])
+		}
+		for _, m := range quoted.FindAllStringSubmatch(line, -1) {
+			found = append(found, m[1])
+		}
+		for _, c := range found {
+			if strings.ContainsAny(c, "[]<>|…") || strings.Contains(c, "...") {
+				continue
+			}
+			f := strings.Fields(c)
+			if len(f) < 2 || !isCommand(f[1]) {
+				continue // prose: "the pad binary", "pad — Perturbed …"
+			}
+			for k, w := range f {
+				if v, ok := placeholders[w]; ok {
+					f[k] = v
+				}
+			}
+			out = append(out, strings.Join(f, " "))
+		}
+	}
+	return out
+}
+
+func isCommand(name string) bool {
+	for _, c := range commands {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCommand runs the command line through pad's real parsing with
+// env.checkOnly: flags, arguments and config are checked, nothing runs.
+func checkCommand(line string) (int, string) {
+	args := strings.Fields(line)[1:]
+	var out, errb bytes.Buffer
+	code := runMain(args, &env{stdout: &out, stderr: &errb, checkOnly: true})
+	return code, errb.String()
+}
+
+// Every pad command shown in a built-in config's comments and in every
+// help text is accepted as shown.
+func TestShownCommandsAreAccepted(t *testing.T) {
+	type shown struct{ where, cmd string }
+	var all []shown
+	for _, f := range configs.Files() {
+		data, err := configs.Builtin(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var comments []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if _, c, ok := strings.Cut(l, "#"); ok {
+				comments = append(comments, c)
+			}
+		}
+		for _, c := range padCommands(strings.Join(comments, "\n")) {
+			all = append(all, shown{"configs/" + f, c})
+		}
+	}
+	helps := [][]string{{"--help"}, {"data", "fetch", "--help"}, {"data", "verify", "--help"}, {"data", "list", "--help"}, {"sweep", "run", "--help"}}
+	for _, c := range commands {
+		helps = append(helps, []string{c.name, "--help"})
+	}
+	for _, h := range helps {
+		code, out, errOut := runPad(t, h...)
+		if code != exitOK {
+			t.Fatalf("pad %s: code %d", strings.Join(h, " "), code)
+		}
+		for _, c := range padCommands(out + errOut) {
+			all = append(all, shown{"pad " + strings.Join(h, " "), c})
+		}
+	}
+	if len(all) < 25 {
+		t.Fatalf("found only %d commands: %v", len(all), all)
+	}
+	for _, s := range all {
+		if code, errOut := checkCommand(s.cmd); code != exitOK {
+			t.Errorf("%s shows %q, which pad refuses (exit %d): %s", s.where, s.cmd, code, strings.TrimSpace(errOut))
+		}
+	}
+
+	// The check itself refuses what pad refuses.
+	for _, bad := range []string{
+		"pad train --config folder data.root=/path/to/images",
+		"pad train --config no-rem data.dataset=svhn",
+		"pad train --set train.epoch=3",
+		"pad eval linear",
+		"pad sweep --bogus",
+		"pad data fetch imagenet",
+	} {
+		if code, _ := checkCommand(bad); code == exitOK {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}
+
+// A folder without train/ and test/ trains on what is not held out, and
+// the run's first line says so.
+func TestFolderRunNamesItsSplit(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "images")
+	for c, class := range []string{"a", "b"} {
+		for k := 0; k < 10; k++ {
+			m := image.NewGray(image.Rect(0, 0, 8, 8))
+			for i := range m.Pix {
+				m.Pix[i] = byte(i*7 + 31*(10*c+k))
+			}
+			var b bytes.Buffer
+			if err := png.Encode(&b, m); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(root, class), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, class, fmt.Sprintf("%d.png", k)), b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	code, _, errOut := runPad(t, "train", "--runs", filepath.Join(dir, "runs"), "--progress", "none", "--device", "cpu",
+		"--set", "data.dataset=folder", "--set", "data.root="+root, "--set", "model.nf=4", "--set", "model.nz=8",
+		"--set", "train.batch=4", "--set", "train.max_iters=1", "--set", "eval.every=0", "--set", "train.sample_every=0")
+	if code != exitOK {
+		t.Fatalf("code %d\n%s", code, errOut)
+	}
+	first, _, _ := strings.Cut(errOut, "\n")
+	if !strings.HasPrefix(first, "run ") || !strings.Contains(first, "16 training images") ||
+		!strings.Contains(first, "test set: 20% of each class of "+root+" held out (4 images") {
+		t.Errorf("first line: %s", first)
+	}
+}
