@@ -441,7 +441,7 @@ expect_task "$jobC" 1 COMPLETED 0:0
 logC=$(log_of "$PWD" pad-c "$jobC" 0)
 [ "$(grep -c '^pad: ' "$logC")" = 1 ] || { cat "$logC" >&2; die "$logC: want exactly one 'pad: ' error line"; }
 # shellcheck disable=SC2016 # the backquotes are pad's
-tail -1 "$logC" | grep -q '^pad: mnist: .* not found; run `pad data fetch mnist`' || { cat "$logC" >&2; die "$logC does not end with pad's error"; }
+tail -1 "$logC" | grep -qE '^pad: mnist: .* not found; run `pad data fetch mnist( --dir [^`]*)?`' || { cat "$logC" >&2; die "$logC does not end with pad's error"; }
 logf=$(log_of "$PWD" pad-c "$jobC" 1)
 contains "$logf" "done: 10 iterations"
 [ -s runs/embedded-pad-s1/checkpoint.safetensors ] || die "C: the other task's run has no checkpoint"
