@@ -59,3 +59,30 @@ docker: ## build the container image (needs a Docker engine)
 clean: ## remove build outputs
 	rm -rf $(BIN)
 
+# ---- PyTorch parity (Debian's python3-torch, python3-numpy, python3-pil) ----
+PYTHON ?= /usr/bin/python3
+FIXTURES_SRC ?= $(if $(wildcard ../shared/fixtures/pad_step_c1.safetensors),../shared/fixtures,testdata/fixtures)
+FIXTURES_OUT ?= runs/fixtures
+
+.PHONY: fixtures fixtures-draw parity parity-short parity-draws seeds
+
+fixtures: ## regenerate the golden fixtures with PyTorch (float64) into FIXTURES_OUT, checked against the committed ones
+	$(PYTHON) scripts/pad_torch.py fixtures --replay $(FIXTURES_SRC) --out $(FIXTURES_OUT) --committed testdata/fixtures
+
+fixtures-draw: ## make fresh fixtures from pad's own random draws (seed 1) into FIXTURES_OUT
+	$(PYTHON) scripts/pad_torch.py fixtures --out $(FIXTURES_OUT)
+
+parity: ## 300 iterations of pad vs PyTorch in float64, C=1 and C=3, three conditions (hours on 2 cores)
+	scripts/parity.sh
+
+parity-short: ## regenerate the committed 40-iteration PyTorch trajectory and replay it (go test ./internal/parity)
+	$(PYTHON) scripts/pad_torch.py trajectory --out testdata/parity/pad-c3-40.safetensors --condition pad --channels 3 \
+		--nf 4 --nz 8 --batch 8 --images 100 --iters 40 --every 40 --threads 1
+	$(GO) test -count=1 ./internal/parity
+
+parity-draws: ## regenerate testdata/parity/draws.safetensors (pad's random numbers drawn by the script)
+	$(PYTHON) scripts/pad_torch.py draws --out testdata/parity/draws.safetensors
+	$(GO) test -count=1 -run Draws ./internal/parity
+
+seeds: ## one-epoch probe accuracy, two seeds, MNIST and Fashion-MNIST; five epochs on Fashion-MNIST (hours on 2 cores)
+	scripts/seed-runs.sh
