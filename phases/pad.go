@@ -350,6 +350,11 @@ func (p *PAD) Stats() ([NumStats]float32, error) {
 	return out, nil
 }
 
+// StatsBuf returns the buffer each iteration writes its NumStats numbers to
+// (Stats downloads it as float32; the CPU float64 twin's exact values are
+// read from it with cpu.Values).
+func (p *PAD) StatsBuf() backend.Buf { return p.stats }
+
 // HasOld reports whether MemoryOld holds the previous iteration's memory
 // of the current epoch (checkpoints save it to resume exactly).
 func (p *PAD) HasOld() bool { return p.hasOld }

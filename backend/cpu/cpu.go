@@ -31,6 +31,18 @@ type buf[T Float] struct{ d []T }
 
 func (b *buf[T]) Len() int { return len(b.d) }
 
+// Values returns the memory behind a Buf of a CPU backend with element
+// type T (a view, not a copy), and false for any other Buf. Download
+// rounds to float32; tools that compare the float64 twin with another
+// float64 implementation read its exact values here.
+func Values[T Float](x backend.Buf) ([]T, bool) {
+	b, ok := x.(*buf[T])
+	if !ok {
+		return nil, false
+	}
+	return b.d, true
+}
+
 func (b *buf[T]) Slice(off, n int) backend.Buf {
 	if off < 0 || n < 0 || off+n > len(b.d) {
 		panic(fmt.Sprintf("cpu: Slice(%d, %d) of a buffer of %d values", off, n, len(b.d)))

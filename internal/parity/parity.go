@@ -23,13 +23,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strconv"
 
@@ -346,10 +344,7 @@ func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, 
 	for _, name := range Losses {
 		t.Losses[name] = make([]float64, 0, s.Iters)
 	}
-	stats, err := statsBuf(p)
-	if err != nil {
-		return nil, nil, err
-	}
+	stats := p.StatsBuf()
 	var snapErr error
 	snap := func(k int) {
 		m := map[string][]float64{}
@@ -409,22 +404,13 @@ func Float64s(b backend.Buf) ([]float64, error) {
 }
 
 // twinSlice returns the memory behind a Buf of the CPU backend's float64
-// twin. The twin keeps it in an unexported slice field; reflection reaches
-// it.
+// twin.
 func twinSlice(b backend.Buf) ([]float64, error) {
-	v := reflect.ValueOf(b)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct || v.Elem().NumField() < 1 {
+	d, ok := cpu.Values[float64](b)
+	if !ok {
 		return nil, fmt.Errorf("parity: %T is not a buffer of the CPU float64 backend", b)
 	}
-	d := v.Elem().Field(0)
-	if d.Kind() != reflect.Slice || d.Type().Elem().Kind() != reflect.Float64 {
-		return nil, fmt.Errorf("parity: %T does not hold float64 values", b)
-	}
-	s, ok := reflect.NewAt(d.Type(), d.Addr().UnsafePointer()).Elem().Interface().([]float64)
-	if !ok {
-		return nil, fmt.Errorf("parity: %T does not hold a []float64", b)
-	}
-	return s, nil
+	return d, nil
 }
 
 // nudge moves every value of the float64 buffer b by one ulp, up and
@@ -442,20 +428,6 @@ func nudge(b backend.Buf) error {
 		}
 	}
 	return nil
-}
-
-// statsBuf returns the buffer PAD records an iteration's numbers in (the
-// unexported field stats; its float32 copy from Stats would round them).
-func statsBuf(p *phases.PAD) (backend.Buf, error) {
-	f := reflect.ValueOf(p).Elem().FieldByName("stats")
-	if !f.IsValid() || f.Kind() != reflect.Interface || f.IsNil() {
-		return nil, errors.New("parity: phases.PAD has no stats buffer (field renamed?)")
-	}
-	b, ok := reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Elem().Interface().(backend.Buf)
-	if !ok || b.Len() != int(phases.NumStats) {
-		return nil, errors.New("parity: phases.PAD's stats field is not a buffer of NumStats values")
-	}
-	return b, nil
 }
 
 // Result is the comparison of two trajectories.
