@@ -43,23 +43,23 @@ func TestSearchOrder(t *testing.T) {
 	if strings.Join(froms, ",") != strings.Join(want, ",") {
 		t.Fatalf("places %v, want %v", froms, want)
 	}
-	if d := pl[0].dirs; len(d) != 2 || d[0] != over1 || d[1] != over2 {
+	if d := pl[0].dirs(); len(d) != 2 || d[0] != over1 || d[1] != over2 {
 		t.Errorf("override folders %v", d)
 	}
-	if d := pl[1].dirs; len(d) < 2 || d[0] != filepath.Join(home, "lib64") {
+	if d := pl[1].dirs(); len(d) < 2 || d[0] != filepath.Join(home, "lib64") {
 		t.Errorf("CUDA_HOME folders %v", d)
 	}
-	if d := pl[2].dirs; len(d) != 2 || d[0] != cu13Wheel || d[1] != cudnnWheel {
+	if d := pl[2].dirs(); len(d) != 2 || d[0] != cu13Wheel || d[1] != cudnnWheel {
 		t.Errorf("virtualenv wheel folders %v, want [%s %s]", d, cu13Wheel, cudnnWheel)
 	}
-	if d := pl[4].dirs; len(d) != 1 || d[0] != filepath.Join(conda, "lib") {
+	if d := pl[4].dirs(); len(d) != 1 || d[0] != filepath.Join(conda, "lib") {
 		t.Errorf("conda folders %v", d)
 	}
-	if d := pl[5].dirs; len(d) == 0 || d[0] != "/usr/local/cuda/lib64" {
+	if d := pl[5].dirs(); len(d) == 0 || d[0] != "/usr/local/cuda/lib64" {
 		t.Errorf("toolkit folders %v", d)
 	}
-	if pl[6].dirs != nil {
-		t.Errorf("the loader's place has folders %v", pl[6].dirs)
+	if d := pl[6].dirs(); len(d) != 0 {
+		t.Errorf("the loader's place has folders %v", d)
 	}
 
 	drvPlaces := driverSpec.places()
@@ -230,6 +230,6 @@ func TestLibrariesReport(t *testing.T) {
 		if l.Err != nil && !strings.HasPrefix(l.Err.Error(), l.Lib+": ") {
 			t.Errorf("%s: error %q does not name the library", l.Lib, l.Err)
 		}
-		t.Logf("%-6s %-10s %s", l.Lib, l.Version, l.Where())
+		t.Logf("%-6s %-10s %s (%s) %v", l.Lib, l.Version, l.Path, l.From, l.Err)
 	}
 }

@@ -115,12 +115,3 @@ func isRelease(f string) bool {
 	}
 	return true
 }
-
-// Where returns one line saying where a library came from: "PATH (FROM)",
-// or its error.
-func (l LibInfo) Where() string {
-	if l.Err != nil {
-		return "unavailable: " + l.Err.Error()
-	}
-	return l.Path + " (" + l.From + ")"
-}

@@ -72,12 +72,14 @@ func maybe(dst *uintptr, names ...string) symbol {
 }
 
 // place is one group of folders searched together: its name (a From
-// constant) and the folders, in order. A place without folders is the
-// loader's path.
+// constant) and the folders, in order, listed only when the search gets
+// there (python3's needs a subprocess). The loader's path has no folders.
 type place struct {
 	from string
-	dirs []string
+	dirs func() []string
 }
+
+func folders(d ...string) func() []string { return func() []string { return d } }
 
 // places returns where a library is searched for, in order:
 // PAD_CUDA_LIB_DIR, CUDA_HOME/CUDA_PATH, the active virtualenv's and
@@ -88,29 +90,33 @@ type place struct {
 func (s *libSpec) places() []place {
 	var out []place
 	if v := os.Getenv(LibDirEnv); v != "" {
-		out = append(out, place{FromOverride, filepath.SplitList(v)})
+		out = append(out, place{FromOverride, folders(filepath.SplitList(v)...)})
 	}
 	if !s.system {
 		for _, env := range []string{"CUDA_HOME", "CUDA_PATH"} {
 			if d := os.Getenv(env); d != "" {
-				out = append(out, place{FromCUDAHome, toolkitLibDirs(d)})
+				out = append(out, place{FromCUDAHome, folders(toolkitLibDirs(d)...)})
 			}
 		}
 		if v := os.Getenv("VIRTUAL_ENV"); v != "" {
-			sp, _ := filepath.Glob(filepath.Join(v, "lib", "python3*", "site-packages"))
-			out = append(out, place{FromVenv, wheelDirs(sp)})
+			out = append(out, place{FromVenv, func() []string {
+				sp, _ := filepath.Glob(filepath.Join(v, "lib", "python3*", "site-packages"))
+				return wheelDirs(sp)
+			}})
 		}
-		out = append(out, place{FromPython, wheelDirs(pythonSitePackages())})
+		out = append(out, place{FromPython, func() []string { return wheelDirs(pythonSitePackages()) }})
 		if v := os.Getenv("CONDA_PREFIX"); v != "" {
-			out = append(out, place{FromConda, []string{filepath.Join(v, "lib")}})
+			out = append(out, place{FromConda, folders(filepath.Join(v, "lib"))})
 		}
-		var tk []string
-		for _, d := range cudaToolkits() {
-			tk = append(tk, toolkitLibDirs(d)...)
-		}
-		out = append(out, place{FromToolkit, tk})
+		out = append(out, place{FromToolkit, func() []string {
+			var tk []string
+			for _, d := range cudaToolkits() {
+				tk = append(tk, toolkitLibDirs(d)...)
+			}
+			return tk
+		}})
 	}
-	return append(out, place{FromLoader, nil})
+	return append(out, place{FromLoader, folders()})
 }
 
 // toolkitLibDirs lists the library folders of a CUDA toolkit install.
@@ -279,7 +285,8 @@ func (s *libSpec) load(syms []symbol) (loaded, error) {
 				continue
 			}
 			seen := false
-			for _, d := range pl.dirs {
+			dirs := pl.dirs()
+			for _, d := range dirs {
 				if st, err := os.Stat(d); err != nil || !st.IsDir() {
 					continue
 				}
@@ -290,7 +297,7 @@ func (s *libSpec) load(syms []symbol) (loaded, error) {
 					if !isFile(p) {
 						continue
 					}
-					if try(p, pl.from, d, pl.dirs) {
+					if try(p, pl.from, d, dirs) {
 						found = true
 						break search
 					}
