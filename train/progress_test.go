@@ -70,17 +70,7 @@ func (c *cancelOn) String() string {
 
 func probeRecords(t *testing.T, dir string) []metrics.Record {
 	t.Helper()
-	recs, _, err := metrics.ReadFile(filepath.Join(dir, metrics.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []metrics.Record
-	for _, r := range recs {
-		if r.Kind == metrics.KindProbe {
-			out = append(out, r)
-		}
-	}
-	return out
+	return recordsOf(t, dir, metrics.KindProbe)
 }
 
 // In lines mode a probe prints a line when it starts and one with its
