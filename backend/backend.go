@@ -139,13 +139,13 @@ const (
 	ActSigmoid                     // 1/(1+e^−x)
 )
 
-// Stepper is implemented by backends that can replay an iteration's work
+// GraphRecorder is implemented by backends that can replay an iteration's work
 // as a whole (the CUDA backend's graphs). The phases bracket each training
-// iteration with BeginStep and EndStep; the results are the same with or
+// iteration with BeginGraph and EndGraph; the results are the same with or
 // without, only faster.
-type Stepper interface {
-	BeginStep()
-	EndStep()
+type GraphRecorder interface {
+	BeginGraph()
+	EndGraph()
 }
 
 // Fence marks the work queued on a backend up to some point (Streamer).

@@ -173,12 +173,12 @@ func TestBrokenBackendFailsIterations(t *testing.T) {
 	}
 }
 
-// stepper wraps the CPU backend as a device that records iterations as
-// graphs (backend.Stepper) and has a second stream (backend.Overlapper,
+// graphFake wraps the CPU backend as a device that records iterations as
+// graphs (backend.GraphRecorder) and has a second stream (backend.Overlapper,
 // whose side work it runs in order). With stale set, a replayed step
 // draws the REM noise of the step it was recorded in, the bug graph
 // arenas exist to prevent; with off set, it never replays.
-type stepper struct {
+type graphFake struct {
 	backend.Backend
 	stale, off bool
 	in         bool
@@ -186,13 +186,13 @@ type stepper struct {
 	rec        map[int]uint64 // parity of the memory swap → Seq recorded
 }
 
-func (s *stepper) BeginStep() { s.in = true; s.steps++ }
-func (s *stepper) EndStep()   { s.in = false }
-func (s *stepper) BeginSide() {}
-func (s *stepper) EndSide()   {}
-func (s *stepper) JoinSide()  {}
+func (s *graphFake) BeginGraph() { s.in = true; s.steps++ }
+func (s *graphFake) EndGraph()   { s.in = false }
+func (s *graphFake) BeginSide()  {}
+func (s *graphFake) EndSide()    {}
+func (s *graphFake) JoinSide()   {}
 
-func (s *stepper) GraphStats() cuda.GraphStats {
+func (s *graphFake) GraphStats() cuda.GraphStats {
 	st := cuda.GraphStats{Enabled: !s.off, Direct: min(s.steps, 2), Replays: max(s.steps-2, 0)}
 	if s.off {
 		st.Direct, st.Replays, st.Off = s.steps, 0, "switched off for the test"
@@ -200,7 +200,7 @@ func (s *stepper) GraphStats() cuda.GraphStats {
 	return st
 }
 
-func (s *stepper) RandNormal(dst backend.Buf, k rng.Key) {
+func (s *graphFake) RandNormal(dst backend.Buf, k rng.Key) {
 	if s.stale && s.in && k.Stream == rng.StreamREMNoise {
 		if s.rec == nil {
 			s.rec = map[int]uint64{}
@@ -218,7 +218,7 @@ func graphTarget(stale, off bool) *Target {
 	tg.Variants = []Variant{{Graphs: true, Overlap: true}, {Graphs: false, Overlap: true}}
 	tg.Open = func(v Variant) (backend.Backend, error) {
 		if v.Graphs {
-			return &stepper{Backend: cpu.New(2), stale: stale, off: off}, nil
+			return &graphFake{Backend: cpu.New(2), stale: stale, off: off}, nil
 		}
 		return cpu.New(2), nil
 	}
@@ -226,7 +226,7 @@ func graphTarget(stale, off bool) *Target {
 }
 
 // The bit-for-bit comparison of graphs with direct launches passes on a
-// faithful recorder and catches one that replays a stale random key, or
+// faithful graphFake and catches one that replays a stale random key, or
 // that never replays.
 func TestGraphReplayCheck(t *testing.T) {
 	for _, c := range []struct {

@@ -85,7 +85,7 @@ type trained struct {
 
 type graphStater interface{ GraphStats() cuda.GraphStats }
 
-// trainSteps runs iters iterations (phases.PAD.Step) of a model of spec on b
+// trainSteps runs iters iterations (phases.PAD.Iterate) of a model of spec on b
 // from o's seed on the images x, recording each iteration's losses, and
 // every parameter after StepIterations and at the end. With perturb, the
 // initial parameters and the images are moved by one ulp.
@@ -98,9 +98,9 @@ func trainSteps(b backend.Backend, o *Options, spec model.Spec, x []float32, ite
 	if perturb {
 		for k, n := range nets {
 			v := make([]float32, n.Size)
-			b.Download(v, n.P)
+			b.Download(v, n.Values)
 			perturbULP(v, k)
-			b.Upload(n.P, v)
+			b.Upload(n.Values, v)
 		}
 		x = append([]float32(nil), x...)
 		perturbULP(x, 2)
@@ -121,7 +121,7 @@ func trainSteps(b backend.Backend, o *Options, spec model.Spec, x []float32, ite
 		}
 	}
 	for it := 0; it < iters; it++ {
-		p.Step(xb, uint64(it), it == 0)
+		p.Iterate(xb, uint64(it), it == 0)
 		st, err := p.Stats()
 		if err != nil {
 			return nil, fmt.Errorf("iteration %d: %w", it, err)
@@ -268,30 +268,30 @@ func iterationCheck(c *Check, errs []tensorErr) {
 }
 
 // feature is a way of running one backend instance: with or without its
-// graphs (backend.Stepper) and its second stream (backend.Overlapper).
+// graphs (backend.GraphRecorder) and its second stream (backend.Overlapper).
 type feature struct{ graphs, overlap bool }
 
 func (f feature) String() string {
 	return Variant{Graphs: f.graphs, Overlap: f.overlap}.String()
 }
 
-// restrict shows the model only the features f of b: without Stepper the
+// restrict shows the model only the features f of b: without GraphRecorder the
 // phases issue every op directly; without Overlapper the model queues
 // everything in order.
 func restrict(b backend.Backend, f feature) backend.Backend {
-	st, _ := b.(backend.Stepper)
+	st, _ := b.(backend.GraphRecorder)
 	ov, _ := b.(backend.Overlapper)
 	switch {
 	case f.graphs && f.overlap:
 		return struct {
 			backend.Backend
-			backend.Stepper
+			backend.GraphRecorder
 			backend.Overlapper
 		}{b, st, ov}
 	case f.graphs:
 		return struct {
 			backend.Backend
-			backend.Stepper
+			backend.GraphRecorder
 		}{b, st}
 	case f.overlap:
 		return struct {
@@ -319,7 +319,7 @@ func (rn *runner) replayChecks(spec model.Spec, x []float32) {
 		return
 	}
 	defer b.Close()
-	_, hasSteps := b.(backend.Stepper)
+	_, hasSteps := b.(backend.GraphRecorder)
 	_, hasSide := b.(backend.Overlapper)
 	base := feature{}
 	ways := []feature{base}

@@ -174,7 +174,7 @@ func modelCalls(spec model.Spec, cond phases.Condition, opt phases.Options) ([]c
 	}
 	x, _ := r.Alloc(spec.Batch * spec.C * model.ImageSize * model.ImageSize)
 	for it := uint64(0); it < 3; it++ {
-		p.Step(x, it, it == 0)
+		p.Iterate(x, it, it == 0)
 		if _, err := p.Stats(); err != nil {
 			return nil, err
 		}

@@ -230,7 +230,7 @@ func (rn *runner) memory() {
 		it := uint64(0)
 		steps := func(n int) error {
 			for i := 0; i < n; i++ {
-				p.Step(xb, it, it == 0)
+				p.Iterate(xb, it, it == 0)
 				it++
 				if _, err := p.Stats(); err != nil {
 					return err

@@ -57,11 +57,11 @@ func NewEncoder(b backend.Backend, s Spec) (*Encoder, error) {
 	if err := e.alloc(b); err != nil {
 		return nil, err
 	}
-	e.conv1 = e.layer(backend.NewConv(n, c, 32, 32, nf, 4, 2, 1), w1)
-	e.conv2 = e.layer(backend.NewConv(n, nf, 16, 16, 2*nf, 4, 2, 1), w2)
-	e.conv3 = e.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), w3)
-	e.conv4 = e.layer(backend.NewConv(n, 4*nf, 4, 4, nz, 4, 2, 0), w4)
-	e.dis = e.layer(backend.NewConv(n, 4*nf, 4, 4, 1, 4, 2, 0), wd)
+	e.conv1 = e.layer(backend.NewConv(n, c, 32, 32, nf, 4, 2, 1), backend.ActLeakyReLU, w1)
+	e.conv2 = e.layer(backend.NewConv(n, nf, 16, 16, 2*nf, 4, 2, 1), backend.ActLeakyReLU, w2)
+	e.conv3 = e.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), backend.ActLeakyReLU, w3)
+	e.conv4 = e.layer(backend.NewConv(n, 4*nf, 4, 4, nz, 4, 2, 0), backend.ActNone, w4)
+	e.dis = e.layer(backend.NewConv(n, 4*nf, 4, 4, 1, 4, 2, 0), backend.ActSigmoid, wd)
 	err := allocAll(b, "E", []bufSize{
 		{&e.A1, e.conv1.g.YLen()}, {&e.A2, e.conv2.g.YLen()}, {&e.A3, e.conv3.g.YLen()},
 		{&e.Z, n * nz}, {&e.D, n}, {&e.DZ, n * nz}, {&e.DD, n},
@@ -73,9 +73,10 @@ func NewEncoder(b backend.Backend, s Spec) (*Encoder, error) {
 	return e, nil
 }
 
+// convAct runs one convolution and its activation: y = act(conv(x, w) + bias).
 func (e *Encoder) convAct(l layer, x, y backend.Buf) {
 	e.b.ConvForward(l.g, x, l.w, y)
-	e.b.BiasAct(y, l.b, l.g.N, l.g.K, l.g.P*l.g.Q, backend.ActLeakyReLU, Slope)
+	e.b.BiasAct(y, l.b, l.g.N, l.g.K, l.g.P*l.g.Q, l.act, Slope)
 }
 
 // Forward runs E on the images x [N, C, 32, 32], computing the heads asked
@@ -119,7 +120,7 @@ func (e *Encoder) Backward(x backend.Buf, heads Heads, dx backend.Buf) {
 	}
 	if heads&Dis != 0 {
 		l := e.dis
-		b.SigmoidBackward(e.D, e.DD)
+		actBackward(b, l, e.D, e.DD)
 		e.beginSide()
 		b.ConvBackwardFilter(l.g, e.A3, e.DD, l.dw, 0)
 		b.BiasGrad(e.DD, l.db, n, 1, 1, 0)
@@ -133,12 +134,12 @@ func (e *Encoder) Backward(x backend.Buf, heads Heads, dx backend.Buf) {
 	e.joinSide()
 }
 
-// backLayer propagates dy (the gradient of the layer's activated output y)
-// through LeakyReLU and the convolution: parameter gradients, and dx if
-// not nil.
+// backLayer propagates dy, the gradient of the layer's activated output y,
+// through the activation (in place) and the convolution: parameter
+// gradients, and dx if not nil.
 func (e *Encoder) backLayer(l layer, x, y, dy, dx backend.Buf) {
 	b := e.b
-	b.LeakyReLUBackward(y, dy, Slope)
+	actBackward(b, l, y, dy)
 	e.beginSide()
 	b.ConvBackwardFilter(l.g, x, dy, l.dw, 0)
 	b.BiasGrad(dy, l.db, l.g.N, l.g.K, l.g.P*l.g.Q, 0)

@@ -51,10 +51,10 @@ func NewGenerator(b backend.Backend, s Spec) (*Generator, error) {
 	if err := g.alloc(b); err != nil {
 		return nil, err
 	}
-	g.t1 = g.layer(backend.NewConv(n, 4*nf, 4, 4, nz, 4, 1, 0), w1)
-	g.t2 = g.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), w2)
-	g.t3 = g.layer(backend.NewConv(n, nf, 16, 16, 2*nf, 4, 2, 1), w3)
-	g.t4 = g.layer(backend.NewConv(n, c, 32, 32, nf, 4, 2, 1), w4)
+	g.t1 = g.layer(backend.NewConv(n, 4*nf, 4, 4, nz, 4, 1, 0), backend.ActLeakyReLU, w1)
+	g.t2 = g.layer(backend.NewConv(n, 2*nf, 8, 8, 4*nf, 4, 2, 1), backend.ActLeakyReLU, w2)
+	g.t3 = g.layer(backend.NewConv(n, nf, 16, 16, 2*nf, 4, 2, 1), backend.ActLeakyReLU, w3)
+	g.t4 = g.layer(backend.NewConv(n, c, 32, 32, nf, 4, 2, 1), backend.ActTanh, w4)
 	err := allocAll(b, "G", []bufSize{
 		{&g.H1, g.t1.g.XLen()}, {&g.H2, g.t2.g.XLen()}, {&g.H3, g.t3.g.XLen()}, {&g.Out, g.t4.g.XLen()},
 		{&g.dH1, g.t1.g.XLen()}, {&g.dH2, g.t2.g.XLen()}, {&g.dH3, g.t3.g.XLen()},
@@ -68,44 +68,40 @@ func NewGenerator(b backend.Backend, s Spec) (*Generator, error) {
 
 // up runs one transposed convolution and its activation:
 // y = act(convT(x, w) + bias).
-func (g *Generator) up(l layer, x, y backend.Buf, act backend.Activation) {
+func (g *Generator) up(l layer, x, y backend.Buf) {
 	g.b.ConvBackwardData(l.g, x, l.w, y, 0)
-	g.b.BiasAct(y, l.b, l.g.N, l.g.C, l.g.H*l.g.W, act, Slope)
+	g.b.BiasAct(y, l.b, l.g.N, l.g.C, l.g.H*l.g.W, l.act, Slope)
 }
 
 // Forward runs G on the latents z [N, nz], leaving the images in Out.
 func (g *Generator) Forward(z backend.Buf) {
-	g.up(g.t1, z, g.H1, backend.ActLeakyReLU)
-	g.up(g.t2, g.H1, g.H2, backend.ActLeakyReLU)
-	g.up(g.t3, g.H2, g.H3, backend.ActLeakyReLU)
-	g.up(g.t4, g.H3, g.Out, backend.ActTanh)
+	g.up(g.t1, z, g.H1)
+	g.up(g.t2, g.H1, g.H2)
+	g.up(g.t3, g.H2, g.H3)
+	g.up(g.t4, g.H3, g.Out)
 }
 
 // Backward propagates the gradient in DOut through G after a Forward on z:
 // parameter gradients (overwriting, marking every tensor) and, if wantDZ,
 // ∂L/∂z in DZ. DOut is turned into the pre-tanh gradient in place.
 func (g *Generator) Backward(z backend.Buf, wantDZ bool) {
-	b := g.b
-	b.TanhBackward(g.Out, g.DOut)
-	g.backLayer(g.t4, g.H3, g.DOut, g.dH3)
-	b.LeakyReLUBackward(g.H3, g.dH3, Slope)
-	g.backLayer(g.t3, g.H2, g.dH3, g.dH2)
-	b.LeakyReLUBackward(g.H2, g.dH2, Slope)
-	g.backLayer(g.t2, g.H1, g.dH2, g.dH1)
-	b.LeakyReLUBackward(g.H1, g.dH1, Slope)
 	var dz backend.Buf
 	if wantDZ {
 		dz = g.DZ
 	}
-	g.backLayer(g.t1, z, g.dH1, dz)
+	g.backLayer(g.t4, g.H3, g.Out, g.DOut, g.dH3)
+	g.backLayer(g.t3, g.H2, g.H3, g.dH3, g.dH2)
+	g.backLayer(g.t2, g.H1, g.H2, g.dH2, g.dH1)
+	g.backLayer(g.t1, z, g.H1, g.dH1, dz)
 	g.joinSide()
 }
 
-// backLayer propagates dy, the gradient of the transposed convolution's
-// (pre-activation) output, to its parameters and, if dx is not nil, to its
-// input x.
-func (g *Generator) backLayer(l layer, x, dy, dx backend.Buf) {
+// backLayer propagates dy, the gradient of the layer's activated output y,
+// through the activation (in place) and the transposed convolution:
+// parameter gradients, and dx if not nil.
+func (g *Generator) backLayer(l layer, x, y, dy, dx backend.Buf) {
 	b := g.b
+	actBackward(b, l, y, dy)
 	// The layer computes y = ConvBackwardData(x, w), so ∂w = Σ x ⋆ dy with
 	// dy on the convolution's input side and x on its output side.
 	g.beginSide()

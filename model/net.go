@@ -51,15 +51,15 @@ type Tensor struct {
 // Net is a network's parameter set: values, gradients, Adam moments and
 // per-tensor Adam step counts, all in flat buffers indexed by Tensors.
 type Net struct {
-	Prefix  string // "E" or "G": the checkpoint name is Prefix + "." + Tensor.Name
-	Tensors []Tensor
-	Size    int
-	P, G    backend.Buf // values and gradients
-	M, V    backend.Buf // Adam's first and second moments
-	Steps   []int       // Adam steps taken per tensor
-	hasGrad []bool      // which tensors received a gradient in the current phase
-	segs    []backend.AdamSegment
-	ov      backend.Overlapper // nil: the backend runs everything in order
+	Prefix        string // "E" or "G": the checkpoint name is Prefix + "." + Tensor.Name
+	Tensors       []Tensor
+	Size          int
+	Values, Grads backend.Buf // values and gradients
+	M, V          backend.Buf // Adam's first and second moments
+	AdamSteps     []int       // Adam steps taken per tensor
+	hasGrad       []bool      // which tensors received a gradient in the current phase
+	segs          []backend.AdamSegment
+	ov            backend.Overlapper // nil: the backend runs everything in order
 }
 
 func (n *Net) add(name string, shape []int, bias bool, fanIn int) int {
@@ -74,12 +74,12 @@ func (n *Net) add(name string, shape []int, bias bool, fanIn int) int {
 
 func (n *Net) alloc(b backend.Backend) error {
 	var err error
-	for _, p := range []*backend.Buf{&n.P, &n.G, &n.M, &n.V} {
+	for _, p := range []*backend.Buf{&n.Values, &n.Grads, &n.M, &n.V} {
 		if *p, err = b.Alloc(n.Size); err != nil {
 			return fmt.Errorf("model: %s parameters (%d values): %w", n.Prefix, n.Size, err)
 		}
 	}
-	n.Steps = make([]int, len(n.Tensors))
+	n.AdamSteps = make([]int, len(n.Tensors))
 	n.hasGrad = make([]bool, len(n.Tensors))
 	n.segs = make([]backend.AdamSegment, 0, len(n.Tensors))
 	n.ov, _ = b.(backend.Overlapper)
@@ -121,13 +121,13 @@ func (n *Net) Index(name string) int {
 }
 
 // Param and Grad return views of tensor i's values and gradient.
-func (n *Net) Param(i int) backend.Buf { return n.P.Slice(n.Tensors[i].Off, n.Tensors[i].Len) }
-func (n *Net) Grad(i int) backend.Buf  { return n.G.Slice(n.Tensors[i].Off, n.Tensors[i].Len) }
+func (n *Net) Param(i int) backend.Buf { return n.Values.Slice(n.Tensors[i].Off, n.Tensors[i].Len) }
+func (n *Net) Grad(i int) backend.Buf  { return n.Grads.Slice(n.Tensors[i].Off, n.Tensors[i].Len) }
 
-// ZeroGrad forgets which tensors received gradients (PyTorch's
+// ForgetGrads forgets which tensors received gradients (PyTorch's
 // zero_grad(set_to_none=True)): a tensor no backward pass writes to before
-// the next Step is skipped by Adam.
-func (n *Net) ZeroGrad() {
+// the next AdamStep is skipped by Adam.
+func (n *Net) ForgetGrads() {
 	for i := range n.hasGrad {
 		n.hasGrad[i] = false
 	}
@@ -136,22 +136,22 @@ func (n *Net) ZeroGrad() {
 // markGrad records that tensor i received a gradient in this phase.
 func (n *Net) markGrad(i int) { n.hasGrad[i] = true }
 
-// HasGrad reports whether tensor i received a gradient since ZeroGrad.
+// HasGrad reports whether tensor i received a gradient since ForgetGrads.
 func (n *Net) HasGrad(i int) bool { return n.hasGrad[i] }
 
-// Step applies one Adam step to every tensor that received a gradient
-// since ZeroGrad, advancing only those tensors' step counts.
-func (n *Net) Step(b backend.Backend, h backend.AdamHyper) {
+// AdamStep applies one Adam step to every tensor that received a gradient
+// since ForgetGrads, advancing only those tensors' step counts.
+func (n *Net) AdamStep(b backend.Backend, h backend.AdamHyper) {
 	n.segs = n.segs[:0]
 	for i, t := range n.Tensors {
 		if !n.hasGrad[i] {
 			continue
 		}
-		n.Steps[i]++
-		n.segs = append(n.segs, backend.AdamSegment{Off: t.Off, Len: t.Len, Step: n.Steps[i]})
+		n.AdamSteps[i]++
+		n.segs = append(n.segs, backend.AdamSegment{Off: t.Off, Len: t.Len, Step: n.AdamSteps[i]})
 	}
 	if len(n.segs) > 0 {
-		b.Adam(n.P, n.G, n.M, n.V, n.segs, h)
+		b.Adam(n.Values, n.Grads, n.M, n.V, n.segs, h)
 	}
 }
 
@@ -177,25 +177,40 @@ func (n *Net) Init(b backend.Backend, seed uint64, firstSeq uint64) {
 			}
 		}
 	}
-	b.Upload(n.P, host)
+	b.Upload(n.Values, host)
 	b.Fill(n.M, 0)
 	b.Fill(n.V, 0)
-	for i := range n.Steps {
-		n.Steps[i] = 0
+	for i := range n.AdamSteps {
+		n.AdamSteps[i] = 0
 	}
 }
 
-// layer is one convolution of a network: its geometry, parameter views and
-// the index of its weight tensor (the bias follows it).
+// layer is one convolution of a network: its geometry, the activation
+// that follows it, parameter views and the index of its weight tensor (the
+// bias follows it).
 type layer struct {
 	g      backend.ConvGeom
+	act    backend.Activation
 	w, b   backend.Buf // values
 	dw, db backend.Buf // gradients
 	wi     int         // tensor index of the weight; bias is wi+1
 }
 
-func (n *Net) layer(g backend.ConvGeom, wi int) layer {
-	return layer{g: g, w: n.Param(wi), b: n.Param(wi + 1), dw: n.Grad(wi), db: n.Grad(wi + 1), wi: wi}
+func (n *Net) layer(g backend.ConvGeom, act backend.Activation, wi int) layer {
+	return layer{g: g, act: act, w: n.Param(wi), b: n.Param(wi + 1), dw: n.Grad(wi), db: n.Grad(wi + 1), wi: wi}
+}
+
+// actBackward turns dy, the gradient of the layer's activated output y,
+// into the gradient of its pre-activation output, in place.
+func actBackward(b backend.Backend, l layer, y, dy backend.Buf) {
+	switch l.act {
+	case backend.ActLeakyReLU:
+		b.LeakyReLUBackward(y, dy, Slope)
+	case backend.ActTanh:
+		b.TanhBackward(y, dy)
+	case backend.ActSigmoid:
+		b.SigmoidBackward(y, dy)
+	}
 }
 
 // grads records a gradient for the layer's weight and bias.

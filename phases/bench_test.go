@@ -30,10 +30,10 @@ func BenchmarkIteration(b *testing.B) {
 			}
 			x, _ := be.Alloc(len(host))
 			be.Upload(x, host)
-			p.Step(x, 0, true) // first call grows the workspaces
+			p.Iterate(x, 0, true) // first call grows the workspaces
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				p.Step(x, uint64(i+1), false)
+				p.Iterate(x, uint64(i+1), false)
 			}
 			b.StopTimer()
 			if _, err := p.Stats(); err != nil {

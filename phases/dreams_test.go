@@ -20,22 +20,22 @@ func TestDreamsLearnNothing(t *testing.T) {
 	}
 	x, _ := b.Alloc(spec.Batch * 32 * 32)
 	b.RandUniform(x, rng.Key{Seed: 4})
-	p.Step(x, 0, true) // memories and perturbations of a real iteration
+	p.Iterate(x, 0, true) // memories and perturbations of a real iteration
 	if st, err := p.Stats(); err != nil || st[StatKL] != st[StatKL] {
 		t.Fatalf("the iteration before Dreams failed: %v, %v", st, err)
 	}
-	before := append(append([]float32(nil), cpu.Data(p.E.P)...), cpu.Data(p.G.P)...)
-	steps := append([]int(nil), p.E.Steps...)
+	before := append(append([]float32(nil), cpu.Data(p.E.Values)...), cpu.Data(p.G.Values)...)
+	steps := append([]int(nil), p.E.AdamSteps...)
 
 	p.Dreams()
-	after := append(append([]float32(nil), cpu.Data(p.E.P)...), cpu.Data(p.G.P)...)
+	after := append(append([]float32(nil), cpu.Data(p.E.Values)...), cpu.Data(p.G.Values)...)
 	for i := range before {
 		if before[i] != after[i] {
 			t.Fatalf("Dreams changed parameter %d: %v -> %v", i, before[i], after[i])
 		}
 	}
 	for i := range steps {
-		if steps[i] != p.E.Steps[i] {
+		if steps[i] != p.E.AdamSteps[i] {
 			t.Fatal("Dreams advanced an Adam step count")
 		}
 	}

@@ -141,7 +141,7 @@ func perturbULP(v []float32, salt int) []float32 {
 
 // replay runs the fixture's two iterations on b from its initial
 // parameters, inputs, masks and noise (each moved by one ulp if perturb),
-// and returns every tensor the fixture records. On a backend.Stepper (the
+// and returns every tensor the fixture records. On a backend.GraphRecorder (the
 // CUDA backend's graphs) each phase is recorded as a step and replayed.
 func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder {
 	cond, _ := LookupCondition("pad")
@@ -172,11 +172,11 @@ func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder
 		t.Fatal(err)
 	}
 	phase := func(run func()) { run() }
-	if st, ok := b.(backend.Stepper); ok {
+	if st, ok := b.(backend.GraphRecorder); ok {
 		phase = func(run func()) {
-			st.BeginStep()
+			st.BeginGraph()
 			run()
-			st.EndStep()
+			st.EndGraph()
 		}
 	}
 	for it := 0; it < 2; it++ {

@@ -134,8 +134,8 @@ func TestSideWorkMayRunLate(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				plain.RandUniform(xa, rng.Key{Seed: 6, Seq: uint64(i)})
 				late.RandUniform(xb, rng.Key{Seed: 6, Seq: uint64(i)})
-				pa.Step(xa, uint64(i), i == 0)
-				pb.Step(xb, uint64(i), i == 0)
+				pa.Iterate(xa, uint64(i), i == 0)
+				pb.Iterate(xb, uint64(i), i == 0)
 				if len(late.held) > 0 {
 					t.Fatalf("iteration %d ended with %d side operations not joined", i, len(late.held))
 				}
@@ -155,7 +155,7 @@ func TestSideWorkMayRunLate(t *testing.T) {
 				what string
 				a, b *model.Net
 			}{{"E", &pa.E.Net, &pb.E.Net}, {"G", &pa.G.Net, &pb.G.Net}} {
-				a, b := cpu.Data(n.a.P), cpu.Data(n.b.P)
+				a, b := cpu.Data(n.a.Values), cpu.Data(n.b.Values)
 				for i := range a {
 					if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
 						t.Fatalf("%s parameter %d: %v in order, %v with late side work", n.what, i, a[i], b[i])

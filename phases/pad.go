@@ -155,16 +155,16 @@ func (p *PAD) occlusion(iter uint64) backend.Occlusion {
 // mask uses at iteration iter (for logs and dream grids).
 func (p *PAD) OcclusionParams(iter uint64) (float32, int) { return p.occlusion(iter).Params(0) }
 
-// Step runs one iteration of the cycle on the images x [N, C, 32, 32]:
+// Iterate runs one iteration of the cycle on the images x [N, C, 32, 32]:
 // Perturb, then Wake, NREM and REM in the condition's order. first marks
 // the first iteration of an epoch (REM has no older memory to mix then).
 //
-// On a backend that replays whole iterations (backend.Stepper: the CUDA
-// backend's graphs), the iteration is bracketed by BeginStep and EndStep.
-func (p *PAD) Step(x backend.Buf, iter uint64, first bool) {
-	if st, ok := p.b.(backend.Stepper); ok {
-		st.BeginStep()
-		defer st.EndStep()
+// On a backend that replays whole iterations (backend.GraphRecorder: the CUDA
+// backend's graphs), the iteration is bracketed by BeginGraph and EndGraph.
+func (p *PAD) Iterate(x backend.Buf, iter uint64, first bool) {
+	if st, ok := p.b.(backend.GraphRecorder); ok {
+		st.BeginGraph()
+		defer st.EndGraph()
 	}
 	p.Perturb(iter)
 	p.Cycle(x, first)
@@ -214,8 +214,8 @@ func (p *PAD) end() {
 // and one of G. z is kept as the episodic memory.
 func (p *PAD) Wake(x backend.Buf) {
 	b, e, g, c := p.b, p.E, p.G, p.Cond
-	e.ZeroGrad()
-	g.ZeroGrad()
+	e.ForgetGrads()
+	g.ForgetGrads()
 	e.Forward(x, model.Both)
 	zIn := e.Z
 	if c.Epsilon > 0 {
@@ -245,8 +245,8 @@ func (p *PAD) Wake(x backend.Buf) {
 		heads |= model.Dis
 	}
 	e.Backward(x, heads, nil)
-	e.Step(b, p.Opt.AdamE)
-	g.Step(b, p.Opt.AdamG)
+	e.AdamStep(b, p.Opt.AdamE)
+	g.AdamStep(b, p.Opt.AdamG)
 }
 
 // NREM dreams G(z) from the memory (no gradient), occludes the dream with
@@ -254,8 +254,8 @@ func (p *PAD) Wake(x backend.Buf) {
 // step of E. With N = 0 the loss is still computed, for the record.
 func (p *PAD) NREM() {
 	b, e, g, c := p.b, p.E, p.G, p.Cond
-	e.ZeroGrad()
-	g.ZeroGrad() // G learns nothing in NREM
+	e.ForgetGrads()
+	g.ForgetGrads() // G learns nothing in NREM
 	z := p.nremDream()
 	e.Forward(p.Dream, model.Latent)
 	var dz backend.Buf
@@ -265,7 +265,7 @@ func (p *PAD) NREM() {
 	b.MSE(e.Z, z, p.stat(StatNREM), dz, float32(c.N))
 	if c.N > 0 {
 		e.Backward(p.Dream, model.Latent, nil)
-		e.Step(b, p.Opt.AdamE)
+		e.AdamStep(b, p.Opt.AdamE)
 	}
 }
 
@@ -275,8 +275,8 @@ func (p *PAD) NREM() {
 // R = 0 the loss is still computed, for the record.
 func (p *PAD) REM() {
 	b, e, g, c := p.b, p.E, p.G, p.Cond
-	e.ZeroGrad()
-	g.ZeroGrad()
+	e.ForgetGrads()
+	g.ForgetGrads()
 	p.remDream()
 	e.Forward(g.Out, model.Dis)
 	var dd backend.Buf
@@ -289,8 +289,8 @@ func (p *PAD) REM() {
 		e.Backward(g.Out, model.Dis, g.DOut)
 		b.Scale(g.DOut, -1) // gradient reversal: G learns to fool E
 		g.Backward(p.ZMix, false)
-		e.Step(b, p.Opt.AdamE)
-		g.Step(b, p.Opt.AdamG)
+		e.AdamStep(b, p.Opt.AdamE)
+		g.AdamStep(b, p.Opt.AdamG)
 	}
 }
 

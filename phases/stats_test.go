@@ -56,8 +56,8 @@ func TestQueueStats(t *testing.T) {
 	for i := 0; i < statSlots; i++ {
 		r.RandUniform(xa, rng.Key{Seed: 4, Seq: uint64(i)})
 		plain.RandUniform(xb, rng.Key{Seed: 4, Seq: uint64(i)})
-		pa.Step(xa, uint64(i), i == 0)
-		pb.Step(xb, uint64(i), i == 0)
+		pa.Iterate(xa, uint64(i), i == 0)
+		pb.Iterate(xb, uint64(i), i == 0)
 		tk, err := pa.QueueStats()
 		if err != nil {
 			t.Fatal(err)

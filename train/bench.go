@@ -79,7 +79,7 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	b.Upload(x, host)
 	it := uint64(0)
 	step := func() {
-		p.Step(x, it, it == 0)
+		p.Iterate(x, it, it == 0)
 		it++
 	}
 	if o.Stream {
@@ -182,7 +182,7 @@ func streamedStep(b backend.Backend, p *phases.PAD, host []float32, x0 backend.B
 		} else {
 			b.Upload(xs[i], hosts[i])
 		}
-		p.Step(xs[i], *it, *it == 0)
+		p.Iterate(xs[i], *it, *it == 0)
 		if s != nil {
 			fences[i] = s.Fence()
 		}

@@ -97,7 +97,7 @@ func decodeWindow(s string) (window, error) {
 func SaveCheckpoint(path string, b backend.Backend, p *phases.PAD, st State) error {
 	w := safetensors.NewWriter()
 	for _, n := range []*model.Net{&p.E.Net, &p.G.Net} {
-		vals := download(b, n.P, n.Size)
+		vals := download(b, n.Values, n.Size)
 		ms := download(b, n.M, n.Size)
 		vs := download(b, n.V, n.Size)
 		if err := b.Sync(); err != nil {
@@ -115,7 +115,7 @@ func SaveCheckpoint(path string, b backend.Backend, p *phases.PAD, st State) err
 			if err := w.AddF32("adam."+name+".exp_avg_sq", t.Shape, vs[t.Off:t.Off+t.Len]); err != nil {
 				return err
 			}
-			steps[i] = int64(n.Steps[i])
+			steps[i] = int64(n.AdamSteps[i])
 		}
 		if err := w.AddI64("adam."+n.Prefix+".step", []int{len(steps)}, steps); err != nil {
 			return err
@@ -348,7 +348,7 @@ func (c *Checkpoint) LoadState(b backend.Backend, p *phases.PAD) error {
 	}
 	for n, s := range steps {
 		for i, v := range s {
-			n.Steps[i] = int(v)
+			n.AdamSteps[i] = int(v)
 		}
 	}
 	p.SetHasOld(c.State.HasOld)

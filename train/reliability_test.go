@@ -198,10 +198,10 @@ func snapshot(p *phases.PAD) modelState {
 		s.vals = append(s.vals, v)
 	}
 	for _, n := range []*model.Net{&p.E.Net, &p.G.Net} {
-		get(n.P)
+		get(n.Values)
 		get(n.M)
 		get(n.V)
-		s.steps = append(s.steps, slices.Clone(n.Steps))
+		s.steps = append(s.steps, slices.Clone(n.AdamSteps))
 	}
 	get(p.Memory)
 	get(p.MemoryOld)

@@ -473,7 +473,7 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			if err != nil {
 				return sum, err
 			}
-			t.Model.Step(x, uint64(t.pos.Iter), t.pos.Index == 0)
+			t.Model.Iterate(x, uint64(t.pos.Iter), t.pos.Index == 0)
 			// The next batch of this epoch is copied while this iteration
 			// computes (on backends with a copy stream).
 			more := t.pos.Index+1 < bpe && (cfg.Train.MaxIters <= 0 || t.pos.Iter+1 < cfg.Train.MaxIters) && ctx.Err() == nil

@@ -226,7 +226,7 @@ func TestCheckpointShapeMismatch(t *testing.T) {
 	}
 	defer tr.Close()
 	before := make([]float32, tr.Model.E.Size)
-	tr.b.Download(before, tr.Model.E.P)
+	tr.b.Download(before, tr.Model.E.Values)
 	err = c.LoadWeights(tr.b, tr.Model)
 	if err == nil {
 		t.Fatal("loading nf=4 weights into an nf=8 model succeeded")
@@ -237,7 +237,7 @@ func TestCheckpointShapeMismatch(t *testing.T) {
 		}
 	}
 	after := make([]float32, tr.Model.E.Size)
-	tr.b.Download(after, tr.Model.E.P)
+	tr.b.Download(after, tr.Model.E.Values)
 	for i := range before {
 		if before[i] != after[i] {
 			t.Fatal("a refused checkpoint changed the model")

@@ -263,7 +263,7 @@ func (b *Backend) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
 		}
 		p.fwdOK = true
 	}
-	b.fail("ConvForward", b.steps.add(&entry{kind: opConvFwd, plan: p, p: [3]cu.DevicePtr{xp, wp, yp}}))
+	b.fail("ConvForward", b.graphs.add(&entry{kind: opConvFwd, plan: p, p: [3]cu.DevicePtr{xp, wp, yp}}))
 }
 
 // ConvBackwardData computes dx = convᵀ(dy, w) + beta·dx.
@@ -300,7 +300,7 @@ func (b *Backend) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf, be
 		}
 		p.bdOK = true
 	}
-	b.fail("ConvBackwardData", b.steps.add(&entry{kind: opConvBwdData, plan: p, p: [3]cu.DevicePtr{dyp, wp, dxp}, v: math.Float32bits(beta)}))
+	b.fail("ConvBackwardData", b.graphs.add(&entry{kind: opConvBwdData, plan: p, p: [3]cu.DevicePtr{dyp, wp, dxp}, v: math.Float32bits(beta)}))
 }
 
 // ConvBackwardFilter computes dw = Σ dy ⋆ x + beta·dw.
@@ -337,7 +337,7 @@ func (b *Backend) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Buf, 
 		}
 		p.bfOK = true
 	}
-	b.fail("ConvBackwardFilter", b.steps.add(&entry{kind: opConvBwdFilter, plan: p, p: [3]cu.DevicePtr{xp, dyp, dwp}, v: math.Float32bits(beta)}))
+	b.fail("ConvBackwardFilter", b.graphs.add(&entry{kind: opConvBwdFilter, plan: p, p: [3]cu.DevicePtr{xp, dyp, dwp}, v: math.Float32bits(beta)}))
 }
 
 // withScratch runs fn with temporary device buffers of the given byte

@@ -28,7 +28,7 @@ type Options struct {
 	Precision string // "tf32" (tensor cores for convolutions, PyTorch's default) or "fp32"
 	CacheDir  string // where compiled kernels are cached ("" disables the cache)
 	// NoGraphs issues every operation directly instead of replaying the
-	// steps bracketed by BeginStep and EndStep as CUDA graphs.
+	// steps bracketed by BeginGraph and EndGraph as CUDA graphs.
 	NoGraphs bool
 	// NoOverlap queues everything on one stream instead of running the
 	// weight gradients on a second stream beside the backward pass.
@@ -64,8 +64,8 @@ type Backend struct {
 	args      argRing
 	adamTable [adamMaxSegs]kernels.AdamSeg
 
-	steps *stepper
-	arena argArena
+	graphs *recorder
+	arena  argArena
 
 	copy copier // the copy stream of UploadAsync
 }
@@ -158,7 +158,7 @@ func New(o Options) (*Backend, error) {
 		}
 		host, dev = b.arena.hostHalves(), b.arena.devHalves()
 	}
-	b.steps = newStepper(b, !o.NoGraphs, host, dev)
+	b.graphs = newRecorder(b, !o.NoGraphs, host, dev)
 	b.k.SetLauncher(b.launchKernel)
 	if !o.NoGraphs {
 		b.name = b.name[:len(b.name)-1] + ", graphs)"
@@ -257,9 +257,9 @@ func (b *Backend) rawAlloc(bytes int) (cu.DevicePtr, error) {
 
 func (b *Backend) rawFree(p cu.DevicePtr) {
 	if n, ok := b.allocs[p]; ok {
-		if b.steps != nil {
+		if b.graphs != nil {
 			// A kept graph may point into this memory.
-			b.steps.invalidate()
+			b.graphs.invalidate()
 		}
 		delete(b.allocs, p)
 		b.bytes -= n
@@ -285,7 +285,7 @@ func (b *Backend) Alloc(n int) (backend.Buf, error) {
 // Free releases a Buf returned by Alloc.
 func (b *Backend) Free(x backend.Buf) {
 	if d, ok := x.(*buf); ok {
-		b.flushStep("Free")
+		b.flushGraph("Free")
 		b.rawFree(d.p)
 	}
 }
@@ -299,15 +299,15 @@ func (b *Backend) Upload(dst backend.Buf, src []float32) {
 	if p == 0 || len(src) == 0 {
 		return
 	}
-	if b.steps.recording() {
+	if b.graphs.recording() {
 		// Inside a recorded step the values travel in the arena, so that
 		// a replay uploads this iteration's values.
 		raw := unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), len(src)*4)
-		if a, ok := b.steps.arenaArg(raw); ok {
-			b.fail("Upload", b.steps.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{p, a}, n: len(raw)}))
+		if a, ok := b.graphs.arenaArg(raw); ok {
+			b.fail("Upload", b.graphs.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{p, a}, n: len(raw)}))
 			return
 		}
-		b.flushStep("Upload")
+		b.flushGraph("Upload")
 	}
 	// From pageable memory the driver stages the copy before returning.
 	b.fail("Upload", cu.MemcpyHtoDAsync(p, unsafe.Pointer(&src[0]), len(src)*4, b.stream))
@@ -322,7 +322,7 @@ func (b *Backend) Download(dst []float32, src backend.Buf) {
 	if p == 0 || len(dst) == 0 {
 		return
 	}
-	b.flushStep("Download")
+	b.flushGraph("Download")
 	b.fail("Download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), p, len(dst)*4, b.stream))
 	b.fail("Download", b.stream.Synchronize())
 }
@@ -337,7 +337,7 @@ func (b *Backend) Copy(dst, src backend.Buf) {
 	if s == 0 || d == 0 || n == 0 {
 		return
 	}
-	b.fail("Copy", b.steps.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{d, s}, n: n * 4}))
+	b.fail("Copy", b.graphs.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{d, s}, n: n * 4}))
 }
 
 // Fill sets every value of dst to v.
@@ -349,12 +349,12 @@ func (b *Backend) Fill(dst backend.Buf, v float32) {
 	if p == 0 || n == 0 {
 		return
 	}
-	b.fail("Fill", b.steps.add(&entry{kind: opMemset, p: [3]cu.DevicePtr{p}, n: n, v: math.Float32bits(v)}))
+	b.fail("Fill", b.graphs.add(&entry{kind: opMemset, p: [3]cu.DevicePtr{p}, n: n, v: math.Float32bits(v)}))
 }
 
 // Sync waits for the queued work and returns the first error.
 func (b *Backend) Sync() error {
-	b.flushStep("Sync")
+	b.flushGraph("Sync")
 	if b.err == nil {
 		b.fail("Sync", b.stream.Synchronize())
 	}
@@ -379,9 +379,9 @@ func (b *Backend) Close() error {
 		pl.destroy()
 	}
 	b.convs = nil
-	if b.steps != nil {
-		b.steps.invalidate()
-		b.steps = nil
+	if b.graphs != nil {
+		b.graphs.invalidate()
+		b.graphs = nil
 	}
 	b.args.close()
 	b.copy.close()
@@ -601,7 +601,7 @@ func (b *Backend) KLBatch(z backend.Buf, n, nz int, loss, grad backend.Buf, scal
 		return
 	}
 	if nz > b.termsN {
-		b.flushStep("KLBatch") // the recorded work may use the old buffer
+		b.flushGraph("KLBatch") // the recorded work may use the old buffer
 		if b.terms != 0 {
 			b.rawFree(b.terms)
 		}

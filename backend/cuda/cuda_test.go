@@ -366,12 +366,12 @@ func TestGraphStepsMatchCPU(t *testing.T) {
 		host := randn(n, uint64(100+it))
 		key := rng.Key{Seed: 9, Stream: rng.StreamREMNoise, Seq: uint64(it)}
 		o := backend.Occlusion{H: 32, W: 32, Masks: 1, P: -1, MaxTile: 8, Key: rng.Key{Seed: 9, Stream: rng.StreamNREMMask, Seq: uint64(it)}}
-		g.BeginStep()
+		g.BeginGraph()
 		g.Upload(x.g, host)
 		g.RandNormal(r.g, key)
 		g.Axpby(r.g, x.g, 1, 1)
 		g.OcclusionMask(m.g, o)
-		g.EndStep()
+		g.EndGraph()
 		w.c.Upload(x.c, host)
 		w.c.RandNormal(r.c, key)
 		w.c.Axpby(r.c, x.c, 1, 1)
@@ -400,7 +400,7 @@ func TestGraphConvStepsMatchCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if g.side.stream == 0 || g.steps == nil || !g.steps.enabled {
+	if g.side.stream == 0 || g.graphs == nil || !g.graphs.enabled {
 		t.Fatalf("want graphs and a side stream: %s", g.Name())
 	}
 	w := &twins{t: t, c: cpu.New(0), g: g}
@@ -409,7 +409,7 @@ func TestGraphConvStepsMatchCPU(t *testing.T) {
 	y, dx, dw := w.zeros(cg.YLen()), w.zeros(cg.XLen()), w.zeros(cg.WLen())
 	for it := 0; it < 6; it++ {
 		hx, hdy := randn(cg.XLen(), uint64(10+it)), randn(cg.YLen(), uint64(20+it))
-		g.BeginStep()
+		g.BeginGraph()
 		g.Upload(x.g, hx)
 		g.Upload(dy.g, hdy)
 		g.ConvForward(cg, x.g, wt.g, y.g)
@@ -418,7 +418,7 @@ func TestGraphConvStepsMatchCPU(t *testing.T) {
 		g.EndSide()
 		g.ConvBackwardData(cg, dy.g, wt.g, dx.g, 0)
 		g.JoinSide()
-		g.EndStep()
+		g.EndGraph()
 		w.c.Upload(x.c, hx)
 		w.c.Upload(dy.c, hdy)
 		w.c.ConvForward(cg, x.c, wt.c, y.c)

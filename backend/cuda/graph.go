@@ -11,8 +11,8 @@ import (
 //
 // A training iteration queues a few hundred small launches; issued one by
 // one, their launch cost alone is about as long as the arithmetic at batch
-// 64. So between BeginStep and EndStep the backend does not issue work: it
-// records each operation as an entry of a tape. At EndStep the tape is
+// 64. So between BeginGraph and EndGraph the backend does not issue work: it
+// records each operation as an entry of a tape. At EndGraph the tape is
 // looked up among the CUDA graphs captured before; if one was captured
 // from an identical tape, it is launched (one call), else the tape is
 // issued under stream capture, instantiated, kept and launched.
@@ -39,7 +39,7 @@ import (
 // A Sync, Download, Free or an oversized argument inside a step flushes the
 // tape: what was recorded is issued directly and the rest of the step runs
 // without a graph. These happen while a step is recorded, never while it
-// is captured: the capture issues a finished tape inside EndStep. If
+// is captured: the capture issues a finished tape inside EndGraph. If
 // capture fails (a library refusing to be captured, say), the capture is
 // ended (after joining the side stream, if the failure came between a fork
 // and its join), graphs are switched off for good and the step runs
@@ -74,7 +74,7 @@ type entry struct {
 	side        bool   // queued on the side stream (Overlapper)
 }
 
-// graphDriver is what the stepper needs from the device; the CUDA backend
+// graphDriver is what the recorder needs from the device; the CUDA backend
 // implements it, tests fake it.
 type graphDriver interface {
 	// run queues one entry on the stream.
@@ -147,7 +147,7 @@ const missLimit = 8
 // 64-bit integers; 16 keeps vector loads possible).
 const arenaAlign = 16
 
-type stepper struct {
+type recorder struct {
 	d       graphDriver
 	enabled bool
 	off     string
@@ -170,19 +170,19 @@ type stepper struct {
 	stats  GraphStats
 }
 
-// newStepper makes a stepper over the arena halves host[i] (pinned) and
+// newRecorder makes a recorder over the arena halves host[i] (pinned) and
 // their device twins dev[i].
-func newStepper(d graphDriver, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *stepper {
-	return &stepper{d: d, enabled: enabled, host: host, dev: dev, tape: make([]entry, 0, 512)}
+func newRecorder(d graphDriver, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *recorder {
+	return &recorder{d: d, enabled: enabled, host: host, dev: dev, tape: make([]entry, 0, 512)}
 }
 
 // recording reports whether operations are being recorded.
-func (s *stepper) recording() bool { return s.rec }
+func (s *recorder) recording() bool { return s.rec }
 
 // begin starts recording a step (if graphs are on).
-func (s *stepper) begin() error {
+func (s *recorder) begin() error {
 	if s.rec {
-		return errors.New("BeginStep inside a step")
+		return errors.New("BeginGraph inside a step")
 	}
 	if !s.enabled {
 		return nil
@@ -200,7 +200,7 @@ func (s *stepper) begin() error {
 
 // add records e, or queues it when no step is being recorded. It goes to
 // the side stream inside a side section.
-func (s *stepper) add(e *entry) error {
+func (s *recorder) add(e *entry) error {
 	e.side = s.side && e.kind != opFork && e.kind != opJoin
 	if !s.rec {
 		return s.runNow(*e)
@@ -212,7 +212,7 @@ func (s *stepper) add(e *entry) error {
 
 // runNow issues a copy of an entry, so that add's argument does not
 // escape (recording a step then allocates nothing per operation).
-func (s *stepper) runNow(e entry) error { return s.d.run(&e) }
+func (s *recorder) runNow(e entry) error { return s.d.run(&e) }
 
 // errSideArg refuses per-call arguments in a side section: the argument
 // ring and arena track their readers on the main stream only.
@@ -220,7 +220,7 @@ var errSideArg = errors.New("an operation with per-call arguments (random keys, 
 
 // beginSide starts a side section: the side stream waits for the main
 // stream's work so far, and the operations that follow go to it.
-func (s *stepper) beginSide() error {
+func (s *recorder) beginSide() error {
 	if s.side {
 		return errors.New("BeginSide inside a side section")
 	}
@@ -232,11 +232,11 @@ func (s *stepper) beginSide() error {
 }
 
 // endSide ends a side section; the main stream does not wait for it yet.
-func (s *stepper) endSide() { s.side = false }
+func (s *recorder) endSide() { s.side = false }
 
 // join makes the main stream wait for the side work queued so far, ending
 // a side section still open.
-func (s *stepper) join() error {
+func (s *recorder) join() error {
 	s.side = false
 	if !s.sideOpen {
 		return nil
@@ -248,7 +248,7 @@ func (s *stepper) join() error {
 // settle is called before an operation that lets the host see the work
 // (Sync, Download, a fence, a flush): the main stream waits for the side
 // work, and a side section still open goes on after that point.
-func (s *stepper) settle() error {
+func (s *recorder) settle() error {
 	if !s.sideOpen {
 		return nil
 	}
@@ -264,7 +264,7 @@ func (s *stepper) settle() error {
 
 // arg places data in device memory where the next operation finds it: in
 // the arena while recording, else wherever the driver puts it.
-func (s *stepper) arg(data []byte) (cu.DevicePtr, error) {
+func (s *recorder) arg(data []byte) (cu.DevicePtr, error) {
 	if s.side {
 		return 0, errSideArg
 	}
@@ -283,7 +283,7 @@ func (s *stepper) arg(data []byte) (cu.DevicePtr, error) {
 // arenaArg copies data into the arena of the step being recorded and
 // returns its device address; ok is false if it does not fit (or no step
 // is being recorded).
-func (s *stepper) arenaArg(data []byte) (p cu.DevicePtr, ok bool) {
+func (s *recorder) arenaArg(data []byte) (p cu.DevicePtr, ok bool) {
 	if !s.rec {
 		return 0, false
 	}
@@ -298,7 +298,7 @@ func (s *stepper) arenaArg(data []byte) (p cu.DevicePtr, ok bool) {
 
 // flush issues what was recorded directly and ends recording for the rest
 // of the step.
-func (s *stepper) flush() error {
+func (s *recorder) flush() error {
 	if !s.rec {
 		return nil
 	}
@@ -311,7 +311,7 @@ func (s *stepper) flush() error {
 }
 
 // issue queues the step directly: the arena copy and the tape.
-func (s *stepper) issue() error {
+func (s *recorder) issue() error {
 	if _, err := s.queueTape(); err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (s *stepper) issue() error {
 // or into the graph being captured). forked reports whether the side
 // stream may have been forked (a fork was issued, or failed, and no join
 // succeeded after it) when queueTape returned.
-func (s *stepper) queueTape() (forked bool, err error) {
+func (s *recorder) queueTape() (forked bool, err error) {
 	if err := s.d.uploadArena(s.half, s.used); err != nil {
 		return false, err
 	}
@@ -343,7 +343,7 @@ func (s *stepper) queueTape() (forked bool, err error) {
 
 // end finishes a step: replay a graph captured from the same tape, capture
 // one if the tape ran directly before, or run a new tape directly.
-func (s *stepper) end() error {
+func (s *recorder) end() error {
 	// A capture must end with every stream it forked joined again.
 	if err := s.join(); err != nil {
 		return err
@@ -399,7 +399,7 @@ func (s *stepper) end() error {
 // joined first if it was forked into the capture, as a capture cannot end
 // with a forked stream unjoined (CUDA_ERROR_STREAM_CAPTURE_UNJOINED, and
 // the side stream would stay capturing).
-func (s *stepper) capture() (cu.GraphExec, error) {
+func (s *recorder) capture() (cu.GraphExec, error) {
 	if err := s.d.beginCapture(); err != nil {
 		return 0, err
 	}
@@ -422,7 +422,7 @@ func (s *stepper) capture() (cu.GraphExec, error) {
 }
 
 // lookup returns the known tape identical to the one recorded, or nil.
-func (s *stepper) lookup() *knownTape {
+func (s *recorder) lookup() *knownTape {
 	for _, k := range s.known {
 		if k.hash != s.hash || k.half != s.half || k.used != s.used || len(k.tape) != len(s.tape) {
 			continue
@@ -443,7 +443,7 @@ func (s *stepper) lookup() *knownTape {
 
 // remember keeps the recorded tape as run once, dropping the least
 // recently used known tape (and its graph) if maxGraphs are kept.
-func (s *stepper) remember() {
+func (s *recorder) remember() {
 	if len(s.known) >= maxGraphs {
 		old := 0
 		for i, k := range s.known {
@@ -466,7 +466,7 @@ func (s *stepper) remember() {
 // captured again at its next occurrence (with whatever memory its entries
 // then point to) rather than run directly first: they have run outside a
 // capture already.
-func (s *stepper) invalidate() {
+func (s *recorder) invalidate() {
 	for _, k := range s.known {
 		if k.exec != 0 {
 			s.d.destroy(k.exec)
@@ -476,14 +476,14 @@ func (s *stepper) invalidate() {
 	s.misses = 0
 }
 
-func (s *stepper) switchOff(why string) {
+func (s *recorder) switchOff(why string) {
 	s.invalidate()
 	s.known = nil
 	s.enabled = false
 	s.off = why
 }
 
-func (s *stepper) graphStats() GraphStats {
+func (s *recorder) graphStats() GraphStats {
 	st := s.stats
 	st.Enabled = s.enabled
 	for _, k := range s.known {

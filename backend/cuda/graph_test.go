@@ -11,7 +11,7 @@ import (
 	"github.com/pad-dreaming/pad/internal/cu"
 )
 
-// The stepper's logic runs here without a GPU: fakeDevice executes entries
+// The recorder's logic runs here without a GPU: fakeDevice executes entries
 // on a model of device memory, captures tapes into fake graphs and replays
 // them, so the tests check what a step computes, not which calls were made.
 
@@ -60,10 +60,10 @@ type fakeDevice struct {
 	held   []func() // side work not yet joined
 }
 
-func newFake(t *testing.T) (*fakeDevice, *stepper) {
+func newFake(t *testing.T) (*fakeDevice, *recorder) {
 	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
 	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
-	s := newStepper(d, true, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
+	s := newRecorder(d, true, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
 	return d, s
 }
 
@@ -236,7 +236,7 @@ func (d *fakeDevice) live() int {
 func word(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
 // readStep is one iteration: an argument v, a kernel reading it.
-func readStep(t *testing.T, s *stepper, v uint32) {
+func readStep(t *testing.T, s *recorder, v uint32) {
 	t.Helper()
 	must(t, s.begin())
 	p, err := s.arg(word(v))
@@ -252,7 +252,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func TestStepperReplaysWithNewArguments(t *testing.T) {
+func TestRecorderReplaysWithNewArguments(t *testing.T) {
 	d, s := newFake(t)
 	var want []uint32
 	for i := uint32(0); i < 10; i++ {
@@ -275,7 +275,7 @@ func TestStepperReplaysWithNewArguments(t *testing.T) {
 	}
 }
 
-func TestStepperCapturesADifferentStep(t *testing.T) {
+func TestRecorderCapturesADifferentStep(t *testing.T) {
 	d, s := newFake(t)
 	buf := fakeOut
 	for i := 0; i < 6; i++ {
@@ -309,7 +309,7 @@ func TestStepperCapturesADifferentStep(t *testing.T) {
 	}
 }
 
-func TestStepperUploadInsideAStep(t *testing.T) {
+func TestRecorderUploadInsideAStep(t *testing.T) {
 	d, s := newFake(t)
 	for i := uint32(0); i < 5; i++ {
 		must(t, s.begin())
@@ -329,7 +329,7 @@ func TestStepperUploadInsideAStep(t *testing.T) {
 	}
 }
 
-func TestStepperFlushRunsTheStepDirectly(t *testing.T) {
+func TestRecorderFlushRunsTheStepDirectly(t *testing.T) {
 	d, s := newFake(t)
 	readStep(t, s, 1)
 	readStep(t, s, 2)
@@ -352,7 +352,7 @@ func TestStepperFlushRunsTheStepDirectly(t *testing.T) {
 	}
 }
 
-func TestStepperArgumentTooBigForTheArena(t *testing.T) {
+func TestRecorderArgumentTooBigForTheArena(t *testing.T) {
 	d, s := newFake(t)
 	must(t, s.begin())
 	p, _ := s.arg(word(7))
@@ -371,7 +371,7 @@ func TestStepperArgumentTooBigForTheArena(t *testing.T) {
 	}
 }
 
-func TestStepperCaptureFailureSwitchesGraphsOff(t *testing.T) {
+func TestRecorderCaptureFailureSwitchesGraphsOff(t *testing.T) {
 	d, s := newFake(t)
 	d.failCap = errors.New("operation not permitted when stream is capturing")
 	for i := uint32(0); i < 4; i++ {
@@ -392,7 +392,7 @@ func TestStepperCaptureFailureSwitchesGraphsOff(t *testing.T) {
 	}
 }
 
-func TestStepperGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
+func TestRecorderGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
 	d, s := newFake(t)
 	for i := 0; i < 20; i++ {
 		must(t, s.begin())
@@ -414,7 +414,7 @@ func TestStepperGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
 	}
 }
 
-func TestStepperEvictsAndInvalidates(t *testing.T) {
+func TestRecorderEvictsAndInvalidates(t *testing.T) {
 	d, s := newFake(t)
 	step := func(k int) {
 		must(t, s.begin())
@@ -454,10 +454,10 @@ func TestStepperEvictsAndInvalidates(t *testing.T) {
 	}
 }
 
-func TestStepperWithoutGraphs(t *testing.T) {
+func TestRecorderWithoutGraphs(t *testing.T) {
 	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
 	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
-	s := newStepper(d, false, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
+	s := newRecorder(d, false, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
 	for i := uint32(0); i < 3; i++ {
 		readStep(t, s, i)
 	}
@@ -469,15 +469,15 @@ func TestStepperWithoutGraphs(t *testing.T) {
 	}
 }
 
-func TestStepperNestedBegin(t *testing.T) {
+func TestRecorderNestedBegin(t *testing.T) {
 	_, s := newFake(t)
 	must(t, s.begin())
 	if err := s.begin(); err == nil {
-		t.Fatal("BeginStep inside a step accepted")
+		t.Fatal("BeginGraph inside a step accepted")
 	}
 }
 
-// nopDevice does nothing: it isolates the host cost of the stepper.
+// nopDevice does nothing: it isolates the host cost of the recorder.
 type nopDevice struct{}
 
 func (nopDevice) run(*entry) error                      { return nil }
@@ -497,7 +497,7 @@ func (nopDevice) waitHalf(int) error                    { return nil }
 // to keep the GPU fed.
 func BenchmarkStepperReplay(b *testing.B) {
 	host := [2][]byte{make([]byte, 1<<16), make([]byte, 1<<16)}
-	s := newStepper(nopDevice{}, true, host, [2]cu.DevicePtr{fakeArena, fakeArena + 1<<16})
+	s := newRecorder(nopDevice{}, true, host, [2]cu.DevicePtr{fakeArena, fakeArena + 1<<16})
 	key := make([]byte, 32)
 	step := func() {
 		if err := s.begin(); err != nil {
@@ -539,7 +539,7 @@ func BenchmarkStepperReplay(b *testing.B) {
 // sideStep adds 1 to X on the main stream, then copies X to Y as side
 // work, then adds 10 to Z on the main stream, and reads Y after the join
 // (explicit, or the one end adds).
-func sideStep(t *testing.T, s *stepper, join bool) {
+func sideStep(t *testing.T, s *recorder, join bool) {
 	t.Helper()
 	x, y, z := fakeOut, fakeOut+4, fakeOut+8
 	must(t, s.begin())
@@ -555,7 +555,7 @@ func sideStep(t *testing.T, s *stepper, join bool) {
 	must(t, s.end())
 }
 
-func TestStepperSideWorkIsForkedAndJoined(t *testing.T) {
+func TestRecorderSideWorkIsForkedAndJoined(t *testing.T) {
 	d, s := newFake(t)
 	for i := 0; i < 6; i++ {
 		sideStep(t, s, true)
@@ -585,7 +585,7 @@ func TestStepperSideWorkIsForkedAndJoined(t *testing.T) {
 	}
 }
 
-func TestStepperSideFlagIsPartOfTheTape(t *testing.T) {
+func TestRecorderSideFlagIsPartOfTheTape(t *testing.T) {
 	_, s := newFake(t)
 	step := func(side bool) {
 		must(t, s.begin())
@@ -607,7 +607,7 @@ func TestStepperSideFlagIsPartOfTheTape(t *testing.T) {
 	}
 }
 
-func TestStepperSideSettleAndArguments(t *testing.T) {
+func TestRecorderSideSettleAndArguments(t *testing.T) {
 	d, s := newFake(t)
 	x, y := fakeOut, fakeOut+4
 	must(t, s.begin())
@@ -652,7 +652,7 @@ func TestStepperSideSettleAndArguments(t *testing.T) {
 // time (here a kernel that fails if its first run is captured, on each
 // stream: the cuDNN handles' case) is set up outside a capture; the next
 // occurrence is captured and later ones replayed.
-func TestStepperFirstRunOfANewTapeIsDirect(t *testing.T) {
+func TestRecorderFirstRunOfANewTapeIsDirect(t *testing.T) {
 	d, s := newFake(t)
 	d.cold = true
 	x, y, z := fakeOut, fakeOut+4, fakeOut+8
@@ -701,7 +701,7 @@ func TestStepperFirstRunOfANewTapeIsDirect(t *testing.T) {
 // A capture that fails between a fork and its join is ended with the side
 // stream joined first (CUDA refuses to end it otherwise, and the capture
 // stays broken); the step then runs directly and later steps run too.
-func TestStepperAbortedCaptureJoinsTheSideStream(t *testing.T) {
+func TestRecorderAbortedCaptureJoinsTheSideStream(t *testing.T) {
 	for _, onSide := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refused on side %v", onSide), func(t *testing.T) {
 			d, s := newFake(t)

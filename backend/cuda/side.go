@@ -70,7 +70,7 @@ func (b *Backend) BeginSide() {
 	if b.err != nil || b.side.stream == 0 {
 		return
 	}
-	b.fail("BeginSide", b.steps.beginSide())
+	b.fail("BeginSide", b.graphs.beginSide())
 }
 
 // EndSide sends the operations that follow to the main stream again.
@@ -78,7 +78,7 @@ func (b *Backend) EndSide() {
 	if b.side.stream == 0 {
 		return
 	}
-	b.steps.endSide()
+	b.graphs.endSide()
 }
 
 // JoinSide makes the main stream wait for the side work queued so far.
@@ -86,5 +86,5 @@ func (b *Backend) JoinSide() {
 	if b.err != nil || b.side.stream == 0 {
 		return
 	}
-	b.fail("JoinSide", b.steps.join())
+	b.fail("JoinSide", b.graphs.join())
 }

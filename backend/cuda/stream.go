@@ -82,7 +82,7 @@ func (b *Backend) Fence() backend.Fence {
 	if b.err != nil {
 		return 0
 	}
-	b.flushStep("Fence")
+	b.flushGraph("Fence")
 	return b.mark("Fence")
 }
 
@@ -104,7 +104,7 @@ func (b *Backend) UploadAsync(dst backend.Buf, src []float32, after backend.Fenc
 	if p == 0 || len(src) == 0 {
 		return
 	}
-	b.flushStep("UploadAsync")
+	b.flushGraph("UploadAsync")
 	c := &b.copy
 	if after != 0 {
 		if uint64(after) > c.seq {
@@ -132,7 +132,7 @@ func (b *Backend) DownloadAsync(dst []float32, src backend.Buf) backend.Fence {
 	if p == 0 || len(dst) == 0 {
 		return 0
 	}
-	b.flushStep("DownloadAsync")
+	b.flushGraph("DownloadAsync")
 	b.fail("DownloadAsync", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), p, len(dst)*4, b.stream))
 	return b.mark("DownloadAsync")
 }

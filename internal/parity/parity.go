@@ -335,7 +335,7 @@ func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, 
 	}
 	if opt.NudgeInit {
 		for _, n := range []*model.Net{&p.E.Net, &p.G.Net} {
-			if err := nudge(n.P); err != nil {
+			if err := nudge(n.Values); err != nil {
 				return nil, nil, err
 			}
 		}

@@ -10,32 +10,32 @@ import (
 	"github.com/pad-dreaming/pad/internal/cu"
 )
 
-// The Backend is the stepper's device (graph.go).
+// The Backend is the recorder's device (graph.go).
 
-var _ backend.Stepper = (*Backend)(nil)
+var _ backend.GraphRecorder = (*Backend)(nil)
 
-// BeginStep starts recording an iteration: until EndStep the operations
-// are recorded, and EndStep replays them as a CUDA graph (see graph.go).
+// BeginGraph starts recording an iteration: until EndGraph the operations
+// are recorded, and EndGraph replays them as a CUDA graph (see graph.go).
 // Without graphs (Options.NoGraphs) it does nothing.
-func (b *Backend) BeginStep() {
+func (b *Backend) BeginGraph() {
 	if b.err != nil {
 		return
 	}
-	b.fail("BeginStep", b.steps.begin())
+	b.fail("BeginGraph", b.graphs.begin())
 }
 
-// EndStep launches the recorded iteration.
-func (b *Backend) EndStep() {
+// EndGraph launches the recorded iteration.
+func (b *Backend) EndGraph() {
 	if b.err != nil {
 		// The tape may be incomplete: drop it.
-		b.steps.rec = false
+		b.graphs.rec = false
 		return
 	}
-	b.fail("EndStep", b.steps.end())
+	b.fail("EndGraph", b.graphs.end())
 }
 
 // GraphStats says how the steps ran.
-func (b *Backend) GraphStats() GraphStats { return b.steps.graphStats() }
+func (b *Backend) GraphStats() GraphStats { return b.graphs.graphStats() }
 
 // GraphSummary describes GraphStats in one line.
 func (b *Backend) GraphSummary() string {
@@ -49,27 +49,27 @@ func (b *Backend) GraphSummary() string {
 	return fmt.Sprintf("on: %d steps captured, %d replayed, %d direct, %d graphs kept", st.Captures, st.Replays, st.Direct, st.Cached)
 }
 
-// flushStep issues the step recorded so far directly, before an operation
+// flushGraph issues the step recorded so far directly, before an operation
 // that needs the work done (or the memory settled) now.
 // Side work queued so far is joined first, so that the host sees it.
-func (b *Backend) flushStep(op string) {
-	if b.steps == nil {
+func (b *Backend) flushGraph(op string) {
+	if b.graphs == nil {
 		return
 	}
-	b.fail(op, b.steps.settle())
-	if b.steps.recording() {
-		b.fail(op, b.steps.flush())
+	b.fail(op, b.graphs.settle())
+	if b.graphs.recording() {
+		b.fail(op, b.graphs.flush())
 	}
 }
 
 // arg places data in device memory for the next operation.
-func (b *Backend) arg(data []byte) (cu.DevicePtr, error) { return b.steps.arg(data) }
+func (b *Backend) arg(data []byte) (cu.DevicePtr, error) { return b.graphs.arg(data) }
 
 // launchKernel is the kernels' launcher: it records the launch inside a
 // step and launches it otherwise.
 func (b *Backend) launchKernel(f cu.Function, grid, block [3]uint32, s cu.Stream, a *cu.KernelArgs) error {
-	if b.steps == nil || !b.steps.recording() {
-		if b.steps != nil && b.steps.side {
+	if b.graphs == nil || !b.graphs.recording() {
+		if b.graphs != nil && b.graphs.side {
 			s = b.side.stream
 		}
 		return cu.LaunchKernelArgs(f, grid, block, 0, s, a)
@@ -79,7 +79,7 @@ func (b *Backend) launchKernel(f cu.Function, grid, block [3]uint32, s cu.Stream
 	}
 	e := entry{kind: opLaunch, fn: f, grid: grid, block: block, nargs: a.Len()}
 	copy(e.args[:], a.Values())
-	return b.steps.add(&e)
+	return b.graphs.add(&e)
 }
 
 // run issues one entry on the stream.
@@ -215,7 +215,7 @@ func (b *Backend) waitHalf(h int) error {
 // inside one.
 const arenaHalf = 4 << 20
 
-// argArena is the memory behind the stepper's arena: two pinned host
+// argArena is the memory behind the recorder's arena: two pinned host
 // halves, their device twin, and an event per half marking the last work
 // that read it.
 type argArena struct {
