@@ -3,7 +3,7 @@ package configs
 import (
 	"fmt"
 
-	"github.com/pad-dreaming/pad/phases"
+	"github.com/pad-dreaming/pad/conditions"
 )
 
 // Weights are the loss weights and the wake noise of a training condition
@@ -24,13 +24,13 @@ type Weights struct {
 
 // Conditions returns the names of the training conditions, the paper's
 // five first, then the appendix variants. The conditions themselves are
-// defined once, in package phases.
-func Conditions() []string { return phases.ConditionNames() }
+// defined once, in package conditions.
+func Conditions() []string { return conditions.Names() }
 
 // ConditionWeights returns the weights W, N, R and ε of a condition, and
 // false when there is no condition of that name.
 func ConditionWeights(name string) (Weights, bool) {
-	c, err := phases.LookupCondition(name)
+	c, err := conditions.Lookup(name)
 	if err != nil {
 		return Weights{}, false
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -205,7 +206,7 @@ type Options struct {
 	// layer geometry of each); the iteration and memory checks use the
 	// first.
 	Specs     []model.Spec
-	Condition phases.Condition
+	Condition conditions.Condition
 	// Phases holds the seed (of the model and of the random inputs), Adam's
 	// hyper-parameters and the occlusion settings.
 	Phases phases.Options

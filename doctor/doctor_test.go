@@ -11,6 +11,7 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/backend/cuda"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -20,7 +21,7 @@ import (
 // seconds.
 func tinyOptions(t *testing.T) Options {
 	t.Helper()
-	cond, err := phases.LookupCondition("pad")
+	cond, err := conditions.Lookup("pad")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,9 +360,9 @@ func TestEveryBackendMethodHasAParityCase(t *testing.T) {
 		}
 	}
 	// Every condition, with masks per batch and per image.
-	for _, name := range phases.ConditionNames() {
+	for _, name := range conditions.Names() {
 		for _, per := range []bool{false, true} {
-			cond, _ := phases.LookupCondition(name)
+			cond, _ := conditions.Lookup(name)
 			spec := model.Spec{C: 1, NF: 2, NZ: 4, Batch: 4}
 			calls, err := modelCalls(spec, cond, phases.Options{Seed: 1, AdamE: phases.DefaultAdam, AdamG: phases.DefaultAdam, MaxTile: 8, OcclusionPerImage: per})
 			if err != nil {
@@ -379,7 +380,7 @@ func TestEveryBackendMethodHasAParityCase(t *testing.T) {
 // The recorder sees every layer geometry of E and G.
 func TestModelGeometries(t *testing.T) {
 	spec := model.Spec{C: 3, NF: 64, NZ: 256, Batch: 64}
-	cond, _ := phases.LookupCondition("pad")
+	cond, _ := conditions.Lookup("pad")
 	calls, err := modelCalls(spec, cond, phases.Options{Seed: 1, AdamE: phases.DefaultAdam, AdamG: phases.DefaultAdam, MaxTile: 8})
 	if err != nil {
 		t.Fatal(err)

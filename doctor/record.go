@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -166,7 +167,7 @@ var _ backend.Backend = (*recorder)(nil)
 // modelCalls returns the distinct ops two training iterations of a model
 // of spec issue (the first of an epoch and the next), in the order first
 // issued, after its initialisation.
-func modelCalls(spec model.Spec, cond phases.Condition, opt phases.Options) ([]call, error) {
+func modelCalls(spec model.Spec, cond conditions.Condition, opt phases.Options) ([]call, error) {
 	r := &recorder{}
 	p, err := phases.New(r, spec, cond, opt)
 	if err != nil {

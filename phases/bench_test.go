@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 )
@@ -18,7 +19,7 @@ func BenchmarkIteration(b *testing.B) {
 		b.Run(fmt.Sprintf("C%d", c), func(b *testing.B) {
 			be := cpu.New(0)
 			spec := model.Spec{C: c, NF: 64, NZ: 256, Batch: 64}
-			cond, _ := LookupCondition("pad")
+			cond, _ := conditions.Lookup("pad")
 			p, err := New(be, spec, cond, Options{Seed: 1, AdamE: DefaultAdam, AdamG: DefaultAdam, MaxTile: 8})
 			if err != nil {
 				b.Fatal(err)

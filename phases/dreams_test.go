@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 )
@@ -12,7 +13,7 @@ import (
 // changes no parameter and no optimiser state.
 func TestDreamsLearnNothing(t *testing.T) {
 	b := cpu.New(1)
-	cond, _ := LookupCondition("pad")
+	cond, _ := conditions.Lookup("pad")
 	spec := model.Spec{C: 1, NF: 4, NZ: 8, Batch: 4}
 	p, err := New(b, spec, cond, Options{Seed: 3, AdamE: DefaultAdam, AdamG: DefaultAdam, MaxTile: 8})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/safetensors"
 	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/model"
@@ -144,7 +145,7 @@ func perturbULP(v []float32, salt int) []float32 {
 // and returns every tensor the fixture records. On a backend.GraphRecorder (the
 // CUDA backend's graphs) each phase is recorded as a step and replayed.
 func replay(t *testing.T, b backend.Backend, f *Fixture, perturb bool) *recorder {
-	cond, _ := LookupCondition("pad")
+	cond, _ := conditions.Lookup("pad")
 	p, err := New(b, f.Spec, cond, Options{Seed: 1, AdamE: DefaultAdam, AdamG: DefaultAdam, MaxTile: 8})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 )
@@ -111,9 +112,9 @@ func (l *lateSideCPU) notOnSide(op string) {
 // Every condition's iterations give the same bits whether the weight
 // gradients run in order or as late as the side stream may run them.
 func TestSideWorkMayRunLate(t *testing.T) {
-	for _, name := range ConditionNames() {
+	for _, name := range conditions.Names() {
 		t.Run(name, func(t *testing.T) {
-			cond, err := LookupCondition(name)
+			cond, err := conditions.Lookup(name)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 )
@@ -40,7 +41,7 @@ var DefaultAdam = backend.AdamHyper{LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-
 type PAD struct {
 	E    *model.Encoder
 	G    *model.Generator
-	Cond Condition
+	Cond conditions.Condition
 	Opt  Options
 	Spec model.Spec
 	b    backend.Backend
@@ -70,7 +71,7 @@ type PAD struct {
 }
 
 // New builds a PAD model for spec on b and initialises it from opt.Seed.
-func New(b backend.Backend, spec model.Spec, cond Condition, opt Options) (*PAD, error) {
+func New(b backend.Backend, spec model.Spec, cond conditions.Condition, opt Options) (*PAD, error) {
 	if err := cond.Validate(); err != nil {
 		return nil, err
 	}
@@ -316,13 +317,13 @@ func (p *PAD) remDream() {
 	b, c := p.b, p.Cond
 	l := float32(c.Lambda)
 	switch {
-	case c.Mix == MixNoise:
+	case c.Mix == conditions.MixNoise:
 		b.Copy(p.ZMix, p.REMNoise)
-	case c.Mix == MixNoNoise && p.hasOld:
+	case c.Mix == conditions.MixNoNoise && p.hasOld:
 		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, nil, l, 1-l, 0)
-	case c.Mix == MixNoNoise:
+	case c.Mix == conditions.MixNoNoise:
 		b.Copy(p.ZMix, p.Memory)
-	case c.Mix == MixMemories && p.hasOld:
+	case c.Mix == conditions.MixMemories && p.hasOld:
 		b.LatentMix(p.ZMix, p.Memory, p.MemoryOld, p.REMNoise, l*l, l*(1-l), 1-l)
 	default: // MixOne, or the first iteration of an epoch
 		b.LatentMix(p.ZMix, p.Memory, nil, p.REMNoise, l, 0, 1-l)

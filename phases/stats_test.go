@@ -6,6 +6,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 )
@@ -33,7 +34,7 @@ func (r *readerCPU) Wait(backend.Fence) error { r.waits++; return r.Err() }
 // the same as Stats read at once; one ticket too many is refused, not
 // answered with another iteration's numbers.
 func TestQueueStats(t *testing.T) {
-	cond, _ := LookupCondition("pad")
+	cond, _ := conditions.Lookup("pad")
 	spec := model.Spec{C: 1, NF: 4, NZ: 8, Batch: 4}
 	opt := Options{Seed: 3, AdamE: DefaultAdam, AdamG: DefaultAdam, MaxTile: 8}
 	r := &readerCPU{Backend: cpu.New(1)}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -14,7 +15,7 @@ import (
 // BenchOptions describe a throughput measurement.
 type BenchOptions struct {
 	Spec      model.Spec
-	Condition phases.Condition
+	Condition conditions.Condition
 	Adam      backend.AdamHyper
 	Warmup    int // untimed iterations first
 	Iters     int // timed iterations

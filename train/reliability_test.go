@@ -26,6 +26,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/safetensors"
 	"github.com/pad-dreaming/pad/internal/testkit"
@@ -232,7 +233,7 @@ func (s modelState) diff(o modelState) string {
 // tinyModel builds a PAD model on the CPU without any data.
 func tinyModel(t testing.TB, spec model.Spec, seed uint64) *phases.PAD {
 	t.Helper()
-	cond, err := phases.LookupCondition("pad")
+	cond, err := conditions.Lookup("pad")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/dataset"
 	"github.com/pad-dreaming/pad/eval"
@@ -303,8 +304,8 @@ func LoadSets(cfg configs.Config) (*Data, error) {
 }
 
 // Condition returns the configured condition with the weight overrides.
-func Condition(cfg configs.Config) (phases.Condition, error) {
-	c, err := phases.LookupCondition(cfg.Train.Condition)
+func Condition(cfg configs.Config) (conditions.Condition, error) {
+	c, err := conditions.Lookup(cfg.Train.Condition)
 	if err != nil {
 		return c, fmt.Errorf("train.condition: %w", err)
 	}

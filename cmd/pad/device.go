@@ -12,6 +12,7 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
 	"github.com/pad-dreaming/pad/backend/cuda"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/doctor"
 	"github.com/pad-dreaming/pad/kernels"
@@ -68,7 +69,7 @@ var gpuGate = struct {
 // libraries, the kernel compilation and the parity of every op of the
 // paper's model, with 1 and 3 channels, with the CPU.
 func quickCheck(d configs.Device) *doctor.Report {
-	cond, _ := phases.LookupCondition("pad")
+	cond, _ := conditions.Lookup("pad")
 	o := doctor.Options{
 		Specs:      paperSpecs(),
 		Condition:  cond,

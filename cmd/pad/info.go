@@ -7,9 +7,9 @@ import (
 	"strings"
 
 	"github.com/pad-dreaming/pad"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/dataset"
-	"github.com/pad-dreaming/pad/phases"
 )
 
 const infoUsage = `
@@ -46,7 +46,7 @@ func cmdInfo(args []string, e *env) error {
 	fmt.Fprintf(e.stdout, "cpu:        %d threads\n", runtime.GOMAXPROCS(0))
 	fmt.Fprint(e.stdout, describeCUDA())
 	fmt.Fprintf(e.stdout, "datasets:   %v\n", dataset.Names())
-	fmt.Fprintf(e.stdout, "conditions: %v\n", phases.ConditionNames())
+	fmt.Fprintf(e.stdout, "conditions: %v\n", conditions.Names())
 	fmt.Fprintf(e.stdout, "configs:    %v\n", configs.Files())
 	return nil
 }

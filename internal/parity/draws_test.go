@@ -7,6 +7,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
+	"github.com/pad-dreaming/pad/conditions"
 	"github.com/pad-dreaming/pad/dataset"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/internal/safetensors"
@@ -211,7 +212,7 @@ func checkMask(t *testing.T, d draws, name string, occ backend.Occlusion) {
 func TestDrawsInit(t *testing.T) {
 	d := loadDraws(t)
 	for _, c := range []int{1, 3} {
-		cond, err := phases.LookupCondition("pad")
+		cond, err := conditions.Lookup("pad")
 		if err != nil {
 			t.Fatal(err)
 		}

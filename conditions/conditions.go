@@ -1,7 +1,10 @@
-// Package phases is PAD's learning cycle: Wake, NREM and REM, the order
-// they run in, and the paper's conditions (ablations and appendix
-// variants), written once against backend.Backend.
-package phases
+// Package conditions is the table of PAD's training conditions: the
+// paper's five (full PAD and its ablations) and the appendix variants, as
+// data about the learning cycle's schedule — loss weights, wake noise, how
+// REM mixes memories, the phase order. Package phases runs a condition;
+// package configs names one. It imports nothing of pad's, so both can use
+// it.
+package conditions
 
 import (
 	"fmt"
@@ -60,8 +63,8 @@ var conditions = map[string]Condition{
 	"nrem-mix":        {Description: "appendix: NREM replays a convex mix of two memories", W: 1, N: 1, R: 1, NREMMix: true},
 }
 
-// ConditionNames lists the known conditions, the paper's five first.
-func ConditionNames() []string {
+// Names lists the known conditions, the paper's five first.
+func Names() []string {
 	first := []string{"pad", "no-memory-mix", "no-rem", "no-nrem", "wake-only"}
 	var rest []string
 	for n := range conditions {
@@ -82,11 +85,11 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// LookupCondition returns the condition called name with λ = 0.5.
-func LookupCondition(name string) (Condition, error) {
+// Lookup returns the condition called name with λ = 0.5.
+func Lookup(name string) (Condition, error) {
 	c, ok := conditions[name]
 	if !ok {
-		return Condition{}, fmt.Errorf("unknown condition %q (known: %s)", name, strings.Join(ConditionNames(), ", "))
+		return Condition{}, fmt.Errorf("unknown condition %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
 	c.Name = name
 	c.Lambda = 0.5
