@@ -130,7 +130,7 @@ type Trainer struct {
 	pos     Position
 	started time.Time
 	elapsed float64 // seconds of training before this process (resumed runs)
-	enc     *Encoder
+	enc     *eval.FrozenEncoder
 	prog    *progress
 	win, ep window // the iterations not yet logged, and those of the epoch so far
 
@@ -256,7 +256,7 @@ func New(opt Options) (_ *Trainer, err error) {
 	if err := t.metrics.MarkStart(startStep); err != nil {
 		return nil, err
 	}
-	if t.enc, err = NewEncoder(t.Model); err != nil {
+	if t.enc, err = eval.NewFrozenEncoder(t.Model); err != nil {
 		return nil, err
 	}
 	resolved, err := cfg.Resolved().TOML()
@@ -642,13 +642,13 @@ func ProbeSettings(cfg configs.Config) eval.ProbeConfig {
 }
 
 // Probe runs the linear probe on the encodings of train and test.
-func Probe(enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
+func Probe(enc *eval.FrozenEncoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
 	return ProbeContext(context.Background(), enc, train, test, pc)
 }
 
 // ProbeContext is Probe that stops with ctx's error once ctx is done:
 // between two batches of the encoding or two epochs of the probe.
-func ProbeContext(ctx context.Context, enc *Encoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
+func ProbeContext(ctx context.Context, enc *eval.FrozenEncoder, train, test *dataset.Set, pc eval.ProbeConfig) (eval.ProbeResult, error) {
 	ftr, err := enc.EncodeContext(ctx, train, nil)
 	if err != nil {
 		return eval.ProbeResult{}, err

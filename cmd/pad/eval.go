@@ -117,7 +117,7 @@ func cmdEval(args []string, e *env) error {
 
 // openRun opens the run directory dir for evaluation on the run's device
 // (or device, if not empty); closeRun releases the run and the device.
-func openRun(dir, device string, e *env) (run *train.Run, closeRun func(), err error) {
+func openRun(dir, device string, e *env) (run *train.SavedRun, closeRun func(), err error) {
 	cfg, err := configs.Load(filepath.Join(dir, "config.toml"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%s is not a run directory (no config.toml; pad train writes runs/<name>/)", dir)
@@ -132,7 +132,7 @@ func openRun(dir, device string, e *env) (run *train.Run, closeRun func(), err e
 	if err != nil {
 		return nil, nil, err
 	}
-	if run, err = train.OpenRun(dir, be); err != nil {
+	if run, err = train.OpenSavedRun(dir, be); err != nil {
 		be.Close()
 		return nil, nil, err
 	}
@@ -141,7 +141,7 @@ func openRun(dir, device string, e *env) (run *train.Run, closeRun func(), err e
 
 type evaluator struct {
 	e      *env
-	run    *train.Run
+	run    *train.SavedRun
 	out    string
 	seed   uint64
 	pc     eval.ProbeConfig
@@ -221,7 +221,7 @@ func (v *evaluator) occlusion() error {
 	curve := eval.Curve{Label: filepath.Base(v.run.Dir)}
 	fmt.Fprintf(v.e.stdout, "occlusion (tile %d): p  test accuracy\n", tile)
 	for _, p := range occlusionPs {
-		f, err := v.run.Encoder.Encode(v.run.Test, &train.Occlusion{P: p, Tile: tile, Seed: v.seed})
+		f, err := v.run.Encoder.Encode(v.run.Test, &eval.Occlusion{P: p, Tile: tile, Seed: v.seed})
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func (v *evaluator) latent() error {
 	if err != nil {
 		return err
 	}
-	occ, err := v.run.Encoder.Encode(v.run.Train, &train.Occlusion{P: 0.3, Tile: v.run.Config.Eval.OcclusionTile, Seed: v.seed})
+	occ, err := v.run.Encoder.Encode(v.run.Train, &eval.Occlusion{P: 0.3, Tile: v.run.Config.Eval.OcclusionTile, Seed: v.seed})
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (v *evaluator) pca() error {
 	if err != nil {
 		return err
 	}
-	occ, err := v.run.Encoder.Encode(test, &train.Occlusion{P: 0.3, Tile: v.run.Config.Eval.OcclusionTile, Seed: v.seed})
+	occ, err := v.run.Encoder.Encode(test, &eval.Occlusion{P: 0.3, Tile: v.run.Config.Eval.OcclusionTile, Seed: v.seed})
 	if err != nil {
 		return err
 	}

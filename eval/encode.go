@@ -1,4 +1,4 @@
-package train
+package eval
 
 import (
 	"context"
@@ -6,16 +6,15 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/dataset"
-	"github.com/pad-dreaming/pad/eval"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
 )
 
-// Encoder runs a model's frozen E over datasets, batch by batch on the
-// model's backend, for evaluation. It uses E's activation buffers, so it
+// FrozenEncoder runs a model's frozen E over datasets, batch by batch on
+// the model's backend, for evaluation. It uses E's activation buffers, so it
 // must not run while a training iteration is in progress.
-type Encoder struct {
+type FrozenEncoder struct {
 	p    *phases.PAD
 	b    backend.Backend
 	x    backend.Buf // one batch of images
@@ -33,8 +32,8 @@ type Occlusion struct {
 	Seed uint64
 }
 
-// NewEncoder prepares to encode with p's E.
-func NewEncoder(p *phases.PAD) (*Encoder, error) {
+// NewFrozenEncoder prepares to encode with p's E.
+func NewFrozenEncoder(p *phases.PAD) (*FrozenEncoder, error) {
 	b := p.Backend()
 	s := p.Spec
 	x, err := b.Alloc(s.Batch * s.C * model.ImageSize * model.ImageSize)
@@ -45,11 +44,11 @@ func NewEncoder(p *phases.PAD) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{p: p, b: b, x: x, mask: mask, host: make([]float32, x.Len()), z: make([]float32, s.Batch*s.NZ)}, nil
+	return &FrozenEncoder{p: p, b: b, x: x, mask: mask, host: make([]float32, x.Len()), z: make([]float32, s.Batch*s.NZ)}, nil
 }
 
 // Close releases the encoder's device buffers.
-func (e *Encoder) Close() {
+func (e *FrozenEncoder) Close() {
 	e.b.Free(e.x)
 	e.b.Free(e.mask)
 }
@@ -57,23 +56,23 @@ func (e *Encoder) Close() {
 // Encode returns z = E_z(x) for every image of set (occluded first if occ
 // is not nil), with the set's labels. The last batch is padded with copies
 // of its first image; their latents are dropped.
-func (e *Encoder) Encode(set *dataset.Set, occ *Occlusion) (eval.Features, error) {
+func (e *FrozenEncoder) Encode(set *dataset.Set, occ *Occlusion) (Features, error) {
 	return e.EncodeContext(context.Background(), set, occ)
 }
 
 // EncodeContext is Encode that stops with ctx's error, between two
 // batches, once ctx is done.
-func (e *Encoder) EncodeContext(ctx context.Context, set *dataset.Set, occ *Occlusion) (eval.Features, error) {
+func (e *FrozenEncoder) EncodeContext(ctx context.Context, set *dataset.Set, occ *Occlusion) (Features, error) {
 	s := e.p.Spec
 	if set.C != s.C || set.H != model.ImageSize || set.W != model.ImageSize {
-		return eval.Features{}, fmt.Errorf("encode %s: images are %dx%dx%d, the model takes %dx%dx%d", set.Name, set.C, set.H, set.W, s.C, model.ImageSize, model.ImageSize)
+		return Features{}, fmt.Errorf("encode %s: images are %dx%dx%d, the model takes %dx%dx%d", set.Name, set.C, set.H, set.W, s.C, model.ImageSize, model.ImageSize)
 	}
-	f := eval.Features{X: make([]float32, set.N*s.NZ), N: set.N, D: s.NZ, Labels: append([]uint8(nil), set.Labels...)}
+	f := Features{X: make([]float32, set.N*s.NZ), N: set.N, D: s.NZ, Labels: append([]uint8(nil), set.Labels...)}
 	img := set.ImageSize()
 	hw := model.ImageSize * model.ImageSize
 	for start := 0; start < set.N; start += s.Batch {
 		if err := ctx.Err(); err != nil {
-			return eval.Features{}, err
+			return Features{}, err
 		}
 		n := min(s.Batch, set.N-start)
 		for i := 0; i < s.Batch; i++ {
@@ -96,7 +95,7 @@ func (e *Encoder) EncodeContext(ctx context.Context, set *dataset.Set, occ *Occl
 		e.p.E.Forward(e.x, model.Latent)
 		e.b.Download(e.z, e.p.E.Z)
 		if err := e.b.Sync(); err != nil {
-			return eval.Features{}, fmt.Errorf("encode %s: %w", set.Name, err)
+			return Features{}, fmt.Errorf("encode %s: %w", set.Name, err)
 		}
 		copy(f.X[start*s.NZ:], e.z[:n*s.NZ])
 	}

@@ -8,25 +8,26 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/dataset"
+	"github.com/pad-dreaming/pad/eval"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
 )
 
-// Run is a finished (or running) run opened for evaluation: its config,
+// SavedRun is a finished (or running) run opened for evaluation: its config,
 // its model with the checkpoint's weights, its data and an encoder.
-type Run struct {
+type SavedRun struct {
 	Dir        string
 	Config     configs.Config
 	Checkpoint *Checkpoint
 	Model      *phases.PAD
 	Train      *dataset.Set
 	Test       *dataset.Set
-	Encoder    *Encoder
+	Encoder    *eval.FrozenEncoder
 }
 
-// OpenRun reads dir's config.toml and checkpoint and rebuilds the model on
+// OpenSavedRun reads dir's config.toml and checkpoint and rebuilds the model on
 // b. It does not take the run's lock: evaluation only reads the run.
-func OpenRun(dir string, b backend.Backend) (*Run, error) {
+func OpenSavedRun(dir string, b backend.Backend) (*SavedRun, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("run %s: not a run directory (pad train writes runs/<name>/)", dir)
 	}
@@ -55,22 +56,22 @@ func OpenRun(dir string, b backend.Backend) (*Run, error) {
 	if err := ckpt.LoadWeights(b, p); err != nil {
 		return nil, err
 	}
-	enc, err := NewEncoder(p)
+	enc, err := eval.NewFrozenEncoder(p)
 	if err != nil {
 		return nil, err
 	}
-	return &Run{Dir: dir, Config: cfg, Checkpoint: ckpt, Model: p, Train: tr, Test: te, Encoder: enc}, nil
+	return &SavedRun{Dir: dir, Config: cfg, Checkpoint: ckpt, Model: p, Train: tr, Test: te, Encoder: enc}, nil
 }
 
 // Close releases the run's device buffers.
-func (r *Run) Close() { r.Encoder.Close() }
+func (r *SavedRun) Close() { r.Encoder.Close() }
 
 // Dreams writes fresh sample grids of the run's model into dir: the first
 // test batch and its reconstructions, NREM dreams of its latents occluded
 // as in training, REM dreams mixing its latents with the next batch's and
 // noise, and conv1's filters. seed picks the masks and noise.
 // It returns the files and the NREM masks' drop probability and tile size.
-func (r *Run) Dreams(dir string, seed uint64) (files []string, occP float32, occTile int, err error) {
+func (r *SavedRun) Dreams(dir string, seed uint64) (files []string, occP float32, occTile int, err error) {
 	p := r.Model
 	b := p.Backend()
 	s := p.Spec
