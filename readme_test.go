@@ -1,0 +1,85 @@
+package pad
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestReadmePackageTable checks that the README's package table names
+// every package of the repository, and nothing that is not one: the table
+// is where a newcomer learns the layout, so it must follow the code.
+func TestReadmePackageTable(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	in := false
+	name := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(string(readme), "\n") {
+		switch {
+		case strings.HasPrefix(line, "| package | holds |"):
+			in = true
+			continue
+		case in && !strings.HasPrefix(line, "|"):
+			in = false
+		}
+		if !in || strings.HasPrefix(line, "|---") {
+			continue
+		}
+		first := strings.SplitN(strings.TrimPrefix(line, "|"), "|", 2)[0]
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			named[m[1]] = true
+		}
+	}
+	if len(named) == 0 {
+		t.Fatal("README.md has no \"| package | holds |\" table")
+	}
+
+	packages := map[string]bool{}
+	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			base := d.Name()
+			if path != "." && (strings.HasPrefix(base, ".") || base == "testdata" || base == "runs" || base == "bin" || base == "data") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			if dir := filepath.ToSlash(filepath.Dir(path)); dir != "." {
+				packages[dir] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing, stale []string
+	for p := range packages {
+		if !named[p] {
+			missing = append(missing, p)
+		}
+	}
+	for p := range named {
+		if !packages[p] {
+			stale = append(stale, p)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(stale)
+	if len(missing) > 0 {
+		t.Errorf("packages missing from README.md's package table: %s", strings.Join(missing, ", "))
+	}
+	if len(stale) > 0 {
+		t.Errorf("README.md's package table names what is not a package: %s", strings.Join(stale, ", "))
+	}
+}
