@@ -359,89 +359,32 @@ func attempt(ctx context.Context, e Entry, u, part string, opts *Options) (a att
 		have = 0 // longer than the file can be: start again
 	}
 
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watchdog := time.AfterFunc(opts.Stall, func() { cancel(errStalled) })
-	defer watchdog.Stop()
-	// netErr describes a failed request or read, retryable unless it was
-	// the caller who cancelled.
-	netErr := func(err error) error {
-		if context.Cause(actx) == errStalled && ctx.Err() == nil {
-			return retryable{fmt.Errorf("no data received for %v", opts.Stall)}
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		var de *net.DNSError
-		if ctx.Err() != nil || (errors.As(err, &de) && de.IsNotFound) {
-			return err // cancelled, or a host that does not exist
-		}
-		return retryable{err}
-	}
-
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	wd, stop := startWatchdog(ctx, opts.Stall)
+	defer stop()
+	req, err := newRequest(wd.ctx, u, have)
 	if err != nil {
 		return a, err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set("Accept-Encoding", "identity") // the bytes as stored: ranges and checksums refer to them
-	if have > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-	}
 	resp, err := opts.Client.Do(req)
 	if err != nil {
-		return a, netErr(err)
+		return a, wd.netErr(err)
 	}
 	defer resp.Body.Close()
 
-	start, total := int64(0), int64(-1)
-	switch {
-	case resp.StatusCode == http.StatusPartialContent:
-		first, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
-		if !ok || first != have {
-			if err := os.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return a, err
-			}
-			return a, retryable{fmt.Errorf("asked for bytes=%d- but got Content-Range %q; starting again from zero",
-				have, resp.Header.Get("Content-Range"))}
-		}
-		start, total = have, size
-		if have > 0 {
-			opts.logf("resuming %s at byte %d from %s", e.File, have, u)
-		}
-	case resp.StatusCode == http.StatusOK:
-		if have > 0 {
-			opts.logf("%s ignored the range request; downloading %s again from the start", u, e.File)
-		}
-		if resp.ContentLength >= 0 {
-			total = resp.ContentLength
-		}
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
-		size := contentRangeSize(resp.Header.Get("Content-Range"))
-		if size == have || (size < 0 && e.knownSize(have)) {
-			// The .part file is already complete.
-			a.sums, err = hashFile(part)
-			a.resumed = have
-			return a, err
-		}
-		if err := os.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return a, err
-		}
-		return a, retryable{fmt.Errorf("%s: the %d bytes of %s do not fit the file (%s, size %d); starting again from zero",
-			resp.Status, have, filepath.Base(part), resp.Header.Get("Content-Range"), size)}
-	default:
-		herr := &HTTPError{URL: u, Status: resp.Status, Code: resp.StatusCode}
-		if herr.transient() {
-			return a, retryable{herr}
-		}
-		return a, herr
+	ans, err := interpret(resp, e, u, part, have, opts)
+	if err != nil {
+		return a, err
 	}
-	if total > limit {
-		return a, fmt.Errorf("the source announces %d bytes, more than the %d expected", total, limit)
+	if ans.complete {
+		a.sums, err = hashFile(part)
+		a.resumed = have
+		return a, err
+	}
+	if ans.total > limit {
+		return a, fmt.Errorf("the source announces %d bytes, more than the %d expected", ans.total, limit)
 	}
 
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	f, h, err := openPart(part, ans.start)
 	if err != nil {
 		return a, err
 	}
@@ -450,52 +393,20 @@ func attempt(ctx context.Context, e Entry, u, part string, opts *Options) (a att
 			err = cerr
 		}
 	}()
-	// Hash what is kept, then append the rest.
-	h := newHasher()
-	if start > 0 {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return a, err
-		}
-		if n, err := io.CopyN(h, f, start); err != nil {
-			return a, fmt.Errorf("%s: reading the first %d bytes: %d read: %w", part, start, n, err)
-		}
-	}
-	if err := f.Truncate(start); err != nil {
-		return a, err
-	}
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		return a, err
-	}
-	a.resumed = start
+	a.resumed = ans.start
 
-	m := meter{opts: opts, p: Progress{File: e.File, URL: u, Done: start, Total: total, Resumed: start}, t0: time.Now()}
-	buf := make([]byte, 256<<10)
-	body := io.LimitReader(resp.Body, limit-start+1)
-	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			watchdog.Reset(opts.Stall)
-			if _, err := f.Write(buf[:n]); err != nil {
-				return a, fmt.Errorf("%s: %w", part, err)
-			}
-			h.Write(buf[:n])
-			a.received += int64(n)
-			m.add(int64(n))
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return a, netErr(rerr)
-		}
+	m := meter{opts: opts, p: Progress{File: e.File, URL: u, Done: ans.start, Total: ans.total, Resumed: ans.start}, t0: time.Now()}
+	a.received, err = appendBody(f, io.LimitReader(resp.Body, limit-ans.start+1), h, &m, wd)
+	if err != nil {
+		return a, err
 	}
 	if m.p.Done > limit {
 		// Do not keep an oversized file to resume from.
 		f.Truncate(0)
 		return a, fmt.Errorf("the source sent more than the %d bytes expected", limit)
 	}
-	if total >= 0 && m.p.Done != total {
-		return a, retryable{fmt.Errorf("connection closed after %d of %d bytes", m.p.Done, total)}
+	if ans.total >= 0 && m.p.Done != ans.total {
+		return a, retryable{fmt.Errorf("connection closed after %d of %d bytes", m.p.Done, ans.total)}
 	}
 	if err := f.Sync(); err != nil {
 		return a, fmt.Errorf("%s: %w", part, err)
@@ -503,6 +414,181 @@ func attempt(ctx context.Context, e Entry, u, part string, opts *Options) (a att
 	m.finish()
 	a.sums = h.sums()
 	return a, nil
+}
+
+// watchdog abandons a request that receives no data for Options.Stall: a
+// connection that hangs would otherwise hold the download up for good,
+// where a new request usually gets it going again.
+type watchdog struct {
+	caller context.Context // the caller's context
+	ctx    context.Context // the request's: caller, also cancelled with errStalled on a stall
+	stall  time.Duration
+	timer  *time.Timer
+}
+
+// startWatchdog starts the countdown for a request made with the
+// returned watchdog's ctx. Calling stop ends the countdown and releases
+// that context, once the request and its body are done with.
+func startWatchdog(ctx context.Context, stall time.Duration) (w *watchdog, stop func()) {
+	actx, cancel := context.WithCancelCause(ctx)
+	w = &watchdog{caller: ctx, ctx: actx, stall: stall}
+	w.timer = time.AfterFunc(stall, func() { cancel(errStalled) })
+	return w, func() {
+		w.timer.Stop()
+		cancel(nil)
+	}
+}
+
+// feed restarts the countdown: data arrived.
+func (w *watchdog) feed() { w.timer.Reset(w.stall) }
+
+// netErr describes a failed request or read, retryable unless it was the
+// caller who cancelled or the host does not exist. A request the
+// watchdog abandoned is described as such, since the error the transport
+// reports for it (a cancelled context) would read as if the caller had
+// cancelled.
+func (w *watchdog) netErr(err error) error {
+	if context.Cause(w.ctx) == errStalled && w.caller.Err() == nil {
+		return retryable{fmt.Errorf("no data received for %v", w.stall)}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var de *net.DNSError
+	if w.caller.Err() != nil || (errors.As(err, &de) && de.IsNotFound) {
+		return err // cancelled, or a host that does not exist
+	}
+	return retryable{err}
+}
+
+// newRequest builds the GET for u that asks for the bytes from have on,
+// or for all of them when have is 0.
+func newRequest(ctx context.Context, u string, have int64) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept-Encoding", "identity") // the bytes as stored: ranges and checksums refer to them
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	return req, nil
+}
+
+// answer is what a response means for the .part file.
+type answer struct {
+	start    int64 // bytes of the .part file to keep: the body continues from there
+	total    int64 // the whole file's size; -1 when unknown
+	complete bool  // the .part file holds the whole file already: there is no body to receive
+}
+
+// interpret reads the status and Content-Range of resp, the response to
+// a request for the bytes of e from have on. A 206 that starts where
+// asked resumes; a 200 starts again from zero; a 416 says the .part file
+// is complete when its size is the file's. Servers do not all honour
+// ranges faithfully, so a .part file that the response shows not to fit
+// is removed, with a retryable error: the next attempt starts from zero.
+// Any other status is an HTTPError, retryable when transient.
+func interpret(resp *http.Response, e Entry, u, part string, have int64, opts *Options) (answer, error) {
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		first, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || first != have {
+			if err := os.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return answer{}, err
+			}
+			return answer{}, retryable{fmt.Errorf("asked for bytes=%d- but got Content-Range %q; starting again from zero",
+				have, resp.Header.Get("Content-Range"))}
+		}
+		if have > 0 {
+			opts.logf("resuming %s at byte %d from %s", e.File, have, u)
+		}
+		return answer{start: have, total: size}, nil
+	case resp.StatusCode == http.StatusOK:
+		if have > 0 {
+			opts.logf("%s ignored the range request; downloading %s again from the start", u, e.File)
+		}
+		total := int64(-1)
+		if resp.ContentLength >= 0 {
+			total = resp.ContentLength
+		}
+		return answer{total: total}, nil
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
+		size := contentRangeSize(resp.Header.Get("Content-Range"))
+		if size == have || (size < 0 && e.knownSize(have)) {
+			return answer{start: have, total: have, complete: true}, nil
+		}
+		if err := os.Remove(part); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return answer{}, err
+		}
+		return answer{}, retryable{fmt.Errorf("%s: the %d bytes of %s do not fit the file (%s, size %d); starting again from zero",
+			resp.Status, have, filepath.Base(part), resp.Header.Get("Content-Range"), size)}
+	default:
+		herr := &HTTPError{URL: u, Status: resp.Status, Code: resp.StatusCode}
+		if herr.transient() {
+			return answer{}, retryable{herr}
+		}
+		return answer{}, herr
+	}
+}
+
+// openPart opens the .part file for appending from byte start, dropping
+// whatever follows it, and returns it with a hasher that has already
+// read the start bytes kept: the checksums are of the whole file, not of
+// what this request adds.
+func openPart(part string, start int64) (*os.File, *hasher, error) {
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*os.File, *hasher, error) {
+		f.Close()
+		return nil, nil, err
+	}
+	h := newHasher()
+	if start > 0 {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fail(err)
+		}
+		if n, err := io.CopyN(h, f, start); err != nil {
+			return fail(fmt.Errorf("%s: reading the first %d bytes: %d read: %w", part, start, n, err))
+		}
+	}
+	if err := f.Truncate(start); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	return f, h, nil
+}
+
+// appendBody copies body to f until its end, hashing it into h, counting
+// it on m and feeding wd as data arrives. It returns the bytes written
+// even when it fails, since fromURL does not count an attempt that
+// received data against the retries.
+func appendBody(f *os.File, body io.Reader, h *hasher, m *meter, wd *watchdog) (received int64, err error) {
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			wd.feed()
+			if _, err := f.Write(buf[:n]); err != nil {
+				return received, fmt.Errorf("%s: %w", f.Name(), err)
+			}
+			h.Write(buf[:n])
+			received += int64(n)
+			m.add(int64(n))
+		}
+		if rerr == io.EOF {
+			return received, nil
+		}
+		if rerr != nil {
+			return received, wd.netErr(rerr)
+		}
+	}
 }
 
 // knownSize reports whether n is the size of a version of e.

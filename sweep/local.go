@@ -97,7 +97,6 @@ type Result struct {
 // Cancelling ctx interrupts the running workers, starts no more, and
 // returns ErrInterrupted.
 func (l Local) Run(ctx context.Context) ([]Result, error) {
-	s := l.Worker.Spec
 	if l.Exe == "" {
 		return nil, errors.New("sweep: no pad executable to start the runs with")
 	}
@@ -112,59 +111,20 @@ func (l Local) Run(ctx context.Context) ([]Result, error) {
 	if slots == 0 {
 		slots = max(l.GPUs, 1)
 	}
-	threads := 0
-	if l.GPUs == 0 && slots > 1 && !hasKey(s.Sets, "device.threads") {
-		threads = max(1, runtime.NumCPU()/slots)
-	}
 
-	// Look at every run directory first: skip the finished runs, refuse
-	// the unusable ones, and queue the rest.
-	runs := s.Runs()
-	results := make([]Result, len(runs))
-	todo := make(chan int, len(runs))
 	var mu sync.Mutex // serialises Log lines and the counter
 	say := func(format string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintf(log, format, a...)
 	}
-	total := 0
-	for i, r := range runs {
-		res := &results[i]
-		*res = Result{Run: r, ExitCode: -1, Log: filepath.Join(l.Worker.RunsDir, r.Name(), LogName)}
-		cfg, err := s.Config(r)
-		if err == nil {
-			res.Before, err = Check(cfg, filepath.Join(l.Worker.RunsDir, r.Name()))
-		}
-		switch {
-		case err != nil:
-			res.Outcome, res.Err = Failed, err
-			say("%s: %v\n", r.Name(), err)
-		case res.Before.State == Finished:
-			res.Outcome, res.After = Skipped, res.Before
-		default:
-			todo <- i
-			total++
-		}
+	results, queued := l.checkRuns(say)
+	todo := make(chan int, len(queued))
+	for _, i := range queued {
+		todo <- i
 	}
 	close(todo)
-	finished, unusable := 0, 0
-	for _, r := range results {
-		switch r.Outcome {
-		case Skipped:
-			finished++
-		case Failed:
-			unusable++
-		}
-	}
-	msg := fmt.Sprintf("%d to train", total)
-	if finished > 0 {
-		msg += fmt.Sprintf(", %d finished already (skipped)", finished)
-	}
-	if unusable > 0 {
-		msg += fmt.Sprintf(", %d with an unusable run directory", unusable)
-	}
-	say("%s\n", msg)
+	total := len(queued)
 	started := 0
 
 	var wg sync.WaitGroup
@@ -172,13 +132,7 @@ func (l Local) Run(ctx context.Context) ([]Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			where, extra := "cpu", []string(nil)
-			if l.GPUs > 0 {
-				g := slot % l.GPUs
-				where, extra = fmt.Sprintf("gpu %d", g), []string{"--set", fmt.Sprintf("device.gpu=%d", g)}
-			} else if threads > 0 {
-				extra = []string{"--set", fmt.Sprintf("device.threads=%d", threads)}
-			}
+			where, extra := l.slotDevice(slot, slots)
 			for i := range todo {
 				if ctx.Err() != nil || closed(l.Kill) {
 					continue // drain: the rest are not run
@@ -205,19 +159,83 @@ func (l Local) Run(ctx context.Context) ([]Result, error) {
 	}
 	wg.Wait()
 
+	if ctx.Err() != nil {
+		return results, ErrInterrupted
+	}
+	return results, failures(results)
+}
+
+// checkRuns looks at every run directory before any worker starts: it
+// skips the finished runs, fails the ones whose directory cannot be used,
+// and queues the rest, then says how many of each there are. Doing this
+// first gives the [n/total] lines their total, and reports an unusable
+// directory at once instead of after hours of training the others. It
+// returns one Result per run, in index order, and the indexes queued.
+func (l Local) checkRuns(say func(format string, a ...any)) (results []Result, queued []int) {
+	s := l.Worker.Spec
+	runs := s.Runs()
+	results = make([]Result, len(runs))
+	finished, unusable := 0, 0
+	for i, r := range runs {
+		res := &results[i]
+		*res = Result{Run: r, ExitCode: -1, Log: filepath.Join(l.Worker.RunsDir, r.Name(), LogName)}
+		cfg, err := s.Config(r)
+		if err == nil {
+			res.Before, err = Check(cfg, filepath.Join(l.Worker.RunsDir, r.Name()))
+		}
+		switch {
+		case err != nil:
+			res.Outcome, res.Err = Failed, err
+			unusable++
+			say("%s: %v\n", r.Name(), err)
+		case res.Before.State == Finished:
+			res.Outcome, res.After = Skipped, res.Before
+			finished++
+		default:
+			queued = append(queued, i)
+		}
+	}
+	msg := fmt.Sprintf("%d to train", len(queued))
+	if finished > 0 {
+		msg += fmt.Sprintf(", %d finished already (skipped)", finished)
+	}
+	if unusable > 0 {
+		msg += fmt.Sprintf(", %d with an unusable run directory", unusable)
+	}
+	say("%s\n", msg)
+	return results, queued
+}
+
+// slotDevice returns where slot (one of slots) runs its workers, as the
+// log lines name it, and the flags that put them there. With GPUs, the
+// slot gets GPU slot mod GPUs, so that slots beyond the GPUs share them
+// round-robin. On the CPU, several slots split its cores evenly with
+// device.threads, unless the sweep sets that itself: each worker would
+// otherwise use all the cores (device.threads 0) and they would contend.
+func (l Local) slotDevice(slot, slots int) (where string, extra []string) {
+	if l.GPUs > 0 {
+		g := slot % l.GPUs
+		return fmt.Sprintf("gpu %d", g), []string{"--set", fmt.Sprintf("device.gpu=%d", g)}
+	}
+	if slots > 1 && !hasKey(l.Worker.Spec.Sets, "device.threads") {
+		return "cpu", []string{"--set", fmt.Sprintf("device.threads=%d", max(1, runtime.NumCPU()/slots))}
+	}
+	return "cpu", nil
+}
+
+// failures returns the error of a sweep in which runs failed, naming them
+// so that the user knows which logs to read; nil when none failed.
+func failures(results []Result) error {
 	var failed []string
 	for _, r := range results {
 		if r.Outcome == Failed {
 			failed = append(failed, r.Run.Name())
 		}
 	}
-	switch {
-	case ctx.Err() != nil:
-		return results, ErrInterrupted
-	case len(failed) > 0:
-		return results, fmt.Errorf("%d of %d runs failed: %s (see their %s)", len(failed), len(results), strings.Join(failed, ", "), LogName)
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d runs failed: %s (see their %s)", len(failed), len(results), strings.Join(failed, ", "), LogName)
 	}
-	return results, nil
+	return nil
 }
 
 // runOne starts the worker of res.Run and waits for it.
