@@ -1,7 +1,10 @@
-// Package eval measures what a frozen PAD encoder has learnt, working only
-// on feature matrices (the latent codes z = E_z(x) of a data set, computed
-// elsewhere) and on the metrics records of runs:
+// Package eval measures what a frozen PAD encoder has learnt:
 //
+//   - the evaluation protocol of pad eval (Evaluator, Evaluations): a
+//     checkpoint's encoder and data sets in, results and the run's eval/
+//     files out, each set's clean features computed once and shared;
+//   - the frozen encoder that turns data sets into feature matrices (the
+//     latent codes z = E_z(x), FrozenEncoder), clean or occluded;
 //   - the linear probe of the paper's evaluation protocol (TrainProbe,
 //     RunProbe), built with gorgonia;
 //   - the latent organisation ratios (DistanceRatios) and PCA;
@@ -9,7 +12,8 @@
 //     export (SaveNpy) for outside analysis;
 //   - the multi-seed report over run directories (Report).
 //
-// Nothing here knows how features are computed or how a model is trained.
+// Apart from the frozen encoder, nothing here knows how a model computes
+// its features or how it is trained.
 package eval
 
 import (

@@ -65,6 +65,38 @@ const (
 // Pass a zero Features as occluded to skip the occlusion ratio. All draws
 // come from key (with the same key, the same result).
 func DistanceRatios(clean, occluded Features, pairs PairConfig, key rng.Key) (LatentMetrics, error) {
+	pairs, err := pairs.withDefaults()
+	if err != nil {
+		return LatentMetrics{}, err
+	}
+	hasOcc, err := checkLatentInput(clean, occluded)
+	if err != nil {
+		return LatentMetrics{}, err
+	}
+	m := LatentMetrics{Occ: math.NaN(), OccInter: math.NaN()}
+	byClass := classMembers(clean.Labels)
+	if m.Intra, m.Classes = sameClassDistance(clean, byClass, pairs.PerClass, key); m.Classes == 0 {
+		return LatentMetrics{}, errors.New("latent: no class has two images")
+	}
+	if m.Classes == 1 && len(byClass[clean.Labels[0]]) == clean.N {
+		return LatentMetrics{}, errors.New("latent: all images have the same class")
+	}
+	if m.Inter, err = differentClassDistance(clean, pairs.Inter, key); err != nil {
+		return LatentMetrics{}, err
+	}
+	m.IntraInter = m.Intra / m.Inter
+	if hasOcc && clean.N > 0 {
+		if occ, ok := occludedDistance(clean, occluded, pairs.Occluded, key); ok {
+			m.Occ = occ
+			m.OccInter = m.Occ / m.Inter
+		}
+	}
+	return m, nil
+}
+
+// withDefaults fills zero counts with the paper's and rejects negative
+// ones.
+func (pairs PairConfig) withDefaults() (PairConfig, error) {
 	d := DefaultPairConfig()
 	if pairs.PerClass == 0 {
 		pairs.PerClass = d.PerClass
@@ -76,102 +108,119 @@ func DistanceRatios(clean, occluded Features, pairs PairConfig, key rng.Key) (La
 		pairs.Occluded = d.Occluded
 	}
 	if pairs.PerClass < 0 || pairs.Inter < 0 || pairs.Occluded < 0 {
-		return LatentMetrics{}, fmt.Errorf("latent: negative pair counts %+v", pairs)
+		return pairs, fmt.Errorf("latent: negative pair counts %+v", pairs)
 	}
+	return pairs, nil
+}
+
+// checkLatentInput validates the features of DistanceRatios and reports
+// whether occluded features were given (any but a zero Features).
+func checkLatentInput(clean, occluded Features) (hasOcc bool, err error) {
 	if err := clean.Validate(true); err != nil {
-		return LatentMetrics{}, fmt.Errorf("latent: clean %w", err)
+		return false, fmt.Errorf("latent: clean %w", err)
 	}
-	hasOcc := occluded.X != nil || occluded.N != 0
+	hasOcc = occluded.X != nil || occluded.N != 0
 	if hasOcc {
 		if err := occluded.Validate(false); err != nil {
-			return LatentMetrics{}, fmt.Errorf("latent: occluded %w", err)
+			return false, fmt.Errorf("latent: occluded %w", err)
 		}
 		if occluded.N != clean.N || occluded.D != clean.D {
-			return LatentMetrics{}, fmt.Errorf("latent: occluded features are %d×%d, clean %d×%d", occluded.N, occluded.D, clean.N, clean.D)
+			return false, fmt.Errorf("latent: occluded features are %d×%d, clean %d×%d", occluded.N, occluded.D, clean.N, clean.D)
 		}
 	}
+	return hasOcc, nil
+}
 
-	var byClass [256][]int
-	for i, l := range clean.Labels {
+// classMembers returns the rows of each of the 256 labels, in row order.
+func classMembers(labels []uint8) [][]int {
+	byClass := make([][]int, 256)
+	for i, l := range labels {
 		byClass[l] = append(byClass[l], i)
 	}
-	m := LatentMetrics{Occ: math.NaN(), OccInter: math.NaN()}
+	return byClass
+}
 
-	// Same-class pairs of distinct images, class by class.
+// sameClassDistance returns the mean distance of perClass random pairs of
+// distinct rows in every class that has two rows or more, drawn class by
+// class from the intraDraws region of key, and the number of such classes
+// (0, with a zero mean, when there is none).
+func sameClassDistance(clean Features, byClass [][]int, perClass int, key rng.Key) (mean float64, classes int) {
 	next := intraDraws
-	var intraSum float64
-	var intraN int
+	var sum float64
+	var n int
 	for _, members := range byClass {
-		n := len(members)
-		if n < 2 {
+		size := len(members)
+		if size < 2 {
 			continue
 		}
-		m.Classes++
-		for p := 0; p < pairs.PerClass; p++ {
-			i := key.Intn(next, n)
-			j := key.Intn(next+1, n-1) // a different member: skip i
+		classes++
+		for p := 0; p < perClass; p++ {
+			i := key.Intn(next, size)
+			j := key.Intn(next+1, size-1) // a different member: skip i
 			next += 2
 			if j >= i {
 				j++
 			}
-			intraSum += distance(clean.Row(members[i]), clean.Row(members[j]))
-			intraN++
+			sum += distance(clean.Row(members[i]), clean.Row(members[j]))
+			n++
 		}
 	}
-	if m.Classes == 0 {
-		return LatentMetrics{}, errors.New("latent: no class has two images")
+	if n > 0 {
+		mean = sum / float64(n)
 	}
+	return mean, classes
+}
 
-	// Different-class pairs: uniform over all pairs of images whose labels
-	// differ (rejection of same-class draws).
-	if m.Classes == 1 && len(byClass[clean.Labels[0]]) == clean.N {
-		return LatentMetrics{}, errors.New("latent: all images have the same class")
-	}
-	next = interDraws
-	var interSum float64
-	limit := min(interDraws+uint64(pairs.Inter)*2*1000, occDraws)
-	for p := 0; p < pairs.Inter; {
+// differentClassDistance returns the mean distance of count pairs drawn
+// uniformly among the pairs of rows whose labels differ (same-class draws
+// are rejected), from the interDraws region of key. It fails when the
+// region runs out (1000 draws per pair on average) before count pairs are
+// found.
+func differentClassDistance(clean Features, count int, key rng.Key) (float64, error) {
+	next := interDraws
+	var sum float64
+	limit := min(interDraws+uint64(count)*2*1000, occDraws)
+	for p := 0; p < count; {
 		if next >= limit {
-			return LatentMetrics{}, errors.New("latent: too few different-class pairs to draw from")
+			return 0, errors.New("latent: too few different-class pairs to draw from")
 		}
 		i, j := key.Intn(next, clean.N), key.Intn(next+1, clean.N)
 		next += 2
 		if clean.Labels[i] == clean.Labels[j] {
 			continue
 		}
-		interSum += distance(clean.Row(i), clean.Row(j))
+		sum += distance(clean.Row(i), clean.Row(j))
 		p++
 	}
-	if intraN > 0 {
-		m.Intra = intraSum / float64(intraN)
+	if count > 0 {
+		return sum / float64(count), nil
 	}
-	if pairs.Inter > 0 {
-		m.Inter = interSum / float64(pairs.Inter)
-	}
-	m.IntraInter = m.Intra / m.Inter
+	return 0, nil
+}
 
-	if hasOcc && clean.N > 0 {
-		idx := make([]int, clean.N)
-		for i := range idx {
-			idx[i] = i
-		}
-		count := min(pairs.Occluded, clean.N)
-		// Partial Fisher–Yates: the first count entries are a uniform
-		// sample without replacement.
-		for k := 0; k < count; k++ {
-			j := k + key.Intn(occDraws+uint64(k), clean.N-k)
-			idx[k], idx[j] = idx[j], idx[k]
-		}
-		var occSum float64
-		for _, i := range idx[:count] {
-			occSum += distance(clean.Row(i), occluded.Row(i))
-		}
-		if count > 0 {
-			m.Occ = occSum / float64(count)
-			m.OccInter = m.Occ / m.Inter
-		}
+// occludedDistance returns the mean distance between the clean and the
+// occluded row of min(count, clean.N) rows drawn without replacement from
+// the occDraws region of key; ok is false when no row is drawn.
+func occludedDistance(clean, occluded Features, count int, key rng.Key) (mean float64, ok bool) {
+	idx := make([]int, clean.N)
+	for i := range idx {
+		idx[i] = i
 	}
-	return m, nil
+	count = min(count, clean.N)
+	// Partial Fisher–Yates: the first count entries are a uniform sample
+	// without replacement.
+	for k := 0; k < count; k++ {
+		j := k + key.Intn(occDraws+uint64(k), clean.N-k)
+		idx[k], idx[j] = idx[j], idx[k]
+	}
+	var sum float64
+	for _, i := range idx[:count] {
+		sum += distance(clean.Row(i), occluded.Row(i))
+	}
+	if count == 0 {
+		return 0, false
+	}
+	return sum / float64(count), true
 }
 
 // distance returns the Euclidean distance of a and b, summed in float64.
