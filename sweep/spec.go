@@ -240,18 +240,9 @@ func (s Spec) TrainSets(r Run) []string {
 	return append(sets, s.Sets...)
 }
 
-// TrainArgs returns the `pad train` flags that configure run r the way the
-// sweep does: --config and one --set per override.
-func (s Spec) TrainArgs(r Run) []string {
-	args := []string{"--config", ConfigRef(r.Dataset)}
-	for _, kv := range s.TrainSets(r) {
-		args = append(args, "--set", kv)
-	}
-	return args
-}
-
-// Config returns run r's validated config, built exactly as `pad train
-// TrainArgs(r)...` builds it.
+// Config returns run r's validated config: ConfigRef(r.Dataset) with
+// TrainSets(r) applied, which is also what `pad train --config
+// ConfigRef(r.Dataset)` with one --set per override builds.
 func (s Spec) Config(r Run) (configs.Config, error) {
 	cfg, err := configs.Open(ConfigRef(r.Dataset))
 	if err != nil {

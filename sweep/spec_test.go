@@ -99,9 +99,9 @@ func TestConfig(t *testing.T) {
 	if ConfigRef("embedded") != "quickstart" || ConfigRef("cifar10") != "cifar10" || ConfigRef("folder") != "folder" {
 		t.Errorf("ConfigRef: %s %s %s", ConfigRef("embedded"), ConfigRef("cifar10"), ConfigRef("folder"))
 	}
-	args := s.TrainArgs(r)
-	if args[0] != "--config" || args[1] != "svhn" || !slices.Contains(args, "seed=4") || !slices.Contains(args, "data.root=/data/svhn") {
-		t.Errorf("TrainArgs = %q", args)
+	sets := s.TrainSets(r)
+	if ConfigRef(r.Dataset) != "svhn" || !slices.Contains(sets, "seed=4") || !slices.Contains(sets, "data.root=/data/svhn") {
+		t.Errorf("ConfigRef = %q, TrainSets = %q", ConfigRef(r.Dataset), sets)
 	}
 	// Args round-trips through the flags a worker parses.
 	want := []string{"--datasets", "cifar10,svhn", "--conditions", "pad,no-memory-mix,no-rem,no-nrem,wake-only",

@@ -88,30 +88,35 @@ func Preflight(cfg configs.Config, dir string, resume bool) (*Data, error) {
 		}
 		unlock()
 	}
-	ckptPath := filepath.Join(dir, CheckpointName)
-	if resume {
-		if !fileExists(ckptPath) {
-			return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", dir, CheckpointName)
-		}
-		ckpt, err := ReadCheckpoint(ckptPath)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkResumeHash(cfg, dir, ckpt); err != nil {
-			return nil, err
-		}
-	} else if fileExists(ckptPath) {
-		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", dir)
+	if _, err := checkpointToResume(cfg, dir, resume); err != nil {
+		return nil, err
 	}
 	return LoadSets(cfg)
 }
 
-func checkResumeHash(cfg configs.Config, dir string, ckpt *Checkpoint) error {
-	if h := cfg.Hash(); ckpt.State.ConfigHash != h {
-		return fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
-			filepath.Join(dir, CheckpointName), ckpt.State.ConfigHash, h, filepath.Join(dir, "config.toml"))
+// checkpointToResume applies the rule on dir's checkpoint: with resume
+// there must be one, written with cfg (its config hash), and it is
+// returned; without resume there must be none, and the result is nil.
+func checkpointToResume(cfg configs.Config, dir string, resume bool) (*Checkpoint, error) {
+	ckptPath := filepath.Join(dir, CheckpointName)
+	if !resume {
+		if fileExists(ckptPath) {
+			return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", dir)
+		}
+		return nil, nil
 	}
-	return nil
+	if !fileExists(ckptPath) {
+		return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", dir, CheckpointName)
+	}
+	ckpt, err := ReadCheckpoint(ckptPath)
+	if err != nil {
+		return nil, err
+	}
+	if h := cfg.Hash(); ckpt.State.ConfigHash != h {
+		return nil, fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
+			ckptPath, ckpt.State.ConfigHash, h, filepath.Join(dir, "config.toml"))
+	}
+	return ckpt, nil
 }
 
 // Trainer is one training run.
@@ -156,17 +161,8 @@ func New(opt Options) (_ *Trainer, err error) {
 	if log == nil {
 		log = io.Discard
 	}
-	created := false
-	if _, err := os.Lstat(opt.Dir); errors.Is(err, fs.ErrNotExist) {
-		created = true
-	}
-	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	unlock, err := lockDir(opt.Dir)
+	unlock, created, err := claimDir(opt.Dir)
 	if err != nil {
-		// Not removed even when created here: another process that created
-		// it at the same moment may hold the lock.
 		return nil, err
 	}
 	t := &Trainer{opt: opt, cfg: cfg, b: opt.Backend, unlock: unlock, log: log,
@@ -186,74 +182,24 @@ func New(opt Options) (_ *Trainer, err error) {
 		return nil, err
 	}
 
-	ckptPath := filepath.Join(opt.Dir, CheckpointName)
-	var ckpt *Checkpoint
-	if opt.Resume {
-		if !fileExists(ckptPath) {
-			return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", opt.Dir, CheckpointName)
-		}
-		if ckpt, err = ReadCheckpoint(ckptPath); err != nil {
-			return nil, err
-		}
-		if err := checkResumeHash(cfg, opt.Dir, ckpt); err != nil {
-			return nil, err
-		}
-	} else if fileExists(ckptPath) {
-		return nil, fmt.Errorf("run %s already has a checkpoint: pass --resume to continue it, or choose another name (--set name=...)", opt.Dir)
-	} else if err := setAsideOrphanMetrics(opt.Dir, log); err != nil {
-		return nil, err
-	}
-
-	cond, err := Condition(cfg)
+	// The checkpoint rule again, under the lock: another process may have
+	// written or replaced the checkpoint since Preflight looked.
+	ckpt, err := checkpointToResume(cfg, opt.Dir, opt.Resume)
 	if err != nil {
 		return nil, err
 	}
-	spec := model.Spec{C: t.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
-	popt := phases.Options{
-		Seed:              cfg.Seed,
-		AdamE:             backend.AdamHyper{LR: cfg.Train.LRE, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
-		AdamG:             backend.AdamHyper{LR: cfg.Train.LRG, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
-		MaxTile:           cfg.Train.MaxTile,
-		OcclusionPerImage: cfg.Train.OcclusionPerImage,
-	}
-	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
-		return nil, err
-	}
-	if t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, spec.Batch*spec.C*model.ImageSize*model.ImageSize); err != nil {
-		return nil, err
-	}
-	if ckpt != nil {
-		if err := ckpt.LoadState(t.b, t.Model); err != nil {
+	if ckpt == nil {
+		if err := setAsideOrphanMetrics(opt.Dir, log); err != nil {
 			return nil, err
 		}
-		t.pos = ckpt.State.Position
-		t.win, t.ep = ckpt.State.win, ckpt.State.ep
-		if err := truncateMetrics(opt.Dir, t.pos.Iter); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(log, "resuming %s at epoch %d, batch %d (iteration %d)\n", opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
 	}
-	if err := t.feed.loader.Seek(t.pos.Epoch, t.pos.Index); err != nil {
+	if err := t.buildModel(); err != nil {
 		return nil, err
 	}
-	if t.metrics, err = metrics.Open(opt.Dir); err != nil {
+	if err := t.restore(ckpt); err != nil {
 		return nil, err
 	}
-	// TensorBoard drops what earlier event files hold from this step on:
-	// the records of a process that died after its last checkpoint (which
-	// this run logs again), or, for a new run, those of an attempt that
-	// died before its first checkpoint. Train records are stepped by
-	// iteration, and a resumed run's first is pos.Iter+1. The other
-	// records are stepped by epoch: the purge keeps every one the
-	// checkpoint covers (its epoch is at most pos.Iter), but an epoch's
-	// record logged after the checkpoint and logged again keeps its
-	// earlier point as well (the same numbers on the CPU, where a resumed
-	// run is exact).
-	startStep := int64(0)
-	if ckpt != nil {
-		startStep = int64(t.pos.Iter) + 1
-	}
-	if err := t.metrics.MarkStart(startStep); err != nil {
+	if err := t.openMetrics(ckpt != nil); err != nil {
 		return nil, err
 	}
 	if t.enc, err = eval.NewFrozenEncoder(t.Model); err != nil {
@@ -267,6 +213,88 @@ func New(opt Options) (_ *Trainer, err error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// claimDir creates the run directory dir unless it exists, and locks it
+// against other pad processes; created says whether it was created here.
+func claimDir(dir string) (unlock func(), created bool, err error) {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		created = true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, created, err
+	}
+	// When it fails, dir is not removed even when created here: another
+	// process that created it at the same moment may hold the lock.
+	unlock, err = lockDir(dir)
+	return unlock, created, err
+}
+
+// buildModel builds the model, initialised from the config's seed, and
+// the feeder of its batches on the backend.
+func (t *Trainer) buildModel() error {
+	cfg := t.cfg
+	cond, err := Condition(cfg)
+	if err != nil {
+		return err
+	}
+	spec := model.Spec{C: t.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
+	popt := phases.Options{
+		Seed:              cfg.Seed,
+		AdamE:             backend.AdamHyper{LR: cfg.Train.LRE, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
+		AdamG:             backend.AdamHyper{LR: cfg.Train.LRG, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
+		MaxTile:           cfg.Train.MaxTile,
+		OcclusionPerImage: cfg.Train.OcclusionPerImage,
+	}
+	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
+		return err
+	}
+	t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, spec.Batch*spec.C*model.ImageSize*model.ImageSize)
+	return err
+}
+
+// restore puts a resumed run where its checkpoint ckpt left it: the
+// weights and optimiser states, the position, the log windows in progress,
+// and metrics.jsonl cut back to the checkpoint's iteration. Then it moves
+// the loader to the run's position (for a new run, ckpt nil: the start).
+func (t *Trainer) restore(ckpt *Checkpoint) error {
+	if ckpt != nil {
+		if err := ckpt.LoadState(t.b, t.Model); err != nil {
+			return err
+		}
+		t.pos = ckpt.State.Position
+		t.win, t.ep = ckpt.State.win, ckpt.State.ep
+		if err := truncateMetrics(t.opt.Dir, t.pos.Iter); err != nil {
+			return err
+		}
+		fmt.Fprintf(t.log, "resuming %s at epoch %d, batch %d (iteration %d)\n", t.opt.Dir, t.pos.Epoch+1, t.pos.Index, t.pos.Iter)
+	}
+	return t.feed.loader.Seek(t.pos.Epoch, t.pos.Index)
+}
+
+// openMetrics opens the run's metrics writers (metrics.jsonl and a
+// TensorBoard event file) and marks this process's start in the event
+// file; resumed says the run continues from a checkpoint.
+func (t *Trainer) openMetrics(resumed bool) error {
+	var err error
+	if t.metrics, err = metrics.Open(t.opt.Dir); err != nil {
+		return err
+	}
+	// TensorBoard drops what earlier event files hold from this step on:
+	// the records of a process that died after its last checkpoint (which
+	// this run logs again), or, for a new run, those of an attempt that
+	// died before its first checkpoint. Train records are stepped by
+	// iteration, and a resumed run's first is pos.Iter+1. The other
+	// records are stepped by epoch: the purge keeps every one the
+	// checkpoint covers (its epoch is at most pos.Iter), but an epoch's
+	// record logged after the checkpoint and logged again keeps its
+	// earlier point as well (the same numbers on the CPU, where a resumed
+	// run is exact).
+	startStep := int64(0)
+	if resumed {
+		startStep = int64(t.pos.Iter) + 1
+	}
+	return t.metrics.MarkStart(startStep)
 }
 
 // LoadData loads the configured training and test sets, cut to the
@@ -394,11 +422,37 @@ var statPhase = [phases.NumStats][2]string{
 	phases.StatDGZ: {"REM", "D(G(z))"}, phases.StatLatentNorm: {"Wake", "latent norm"},
 }
 
+// runState is what one call of Run carries from iteration to iteration.
+type runState struct {
+	sum   Summary
+	start time.Time // when the call began
+	bpe   int       // batches per epoch
+	// On backends that copy behind the host (backend.AsyncReader), lag is
+	// true and an iteration's numbers are read after the next iteration is
+	// queued, so the device never waits for the host between iterations.
+	// Before anything that needs them (a log line, a checkpoint, the end
+	// of an epoch or of the run, an interrupt) they are all read: every
+	// record and checkpoint is the same as with a wait after each
+	// iteration.
+	lag  bool
+	pend pendingIter // pend.ok: an iteration whose numbers were not read
+	// The time and iteration of the last log line, for its rate.
+	lastLog  time.Time
+	lastIter int
+}
+
+// stop ends the call early (interrupted, or its probe failed): the summary
+// gets the call's time, and err is returned.
+func (r *runState) stop(err error) error {
+	r.sum.Seconds = time.Since(r.start).Seconds()
+	return err
+}
+
 // Run trains until the configured epochs (or train.max_iters) are done, or
 // ctx is cancelled (then it checkpoints and returns ErrInterrupted).
 func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	cfg := t.cfg
-	bpe := t.feed.loader.BatchesPerEpoch()
+	r := &runState{bpe: t.feed.loader.BatchesPerEpoch()}
 	// A batch fetched ahead for an iteration that did not run goes back,
 	// so that the next Run (or a resume) starts with it.
 	defer func() {
@@ -406,166 +460,207 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			fmt.Fprintf(t.log, "warning: %v\n", err)
 		}
 	}()
-	sum := Summary{ProbeAcc: math.NaN()}
-	start := time.Now()
-	t.started = start
+	r.sum = Summary{ProbeAcc: math.NaN()}
+	r.start = time.Now()
+	t.started = r.start
 	t.elapsed = t.previousTime()
-	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, bpe, cfg.Train.MaxIters)
+	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, r.bpe, cfg.Train.MaxIters)
 	defer t.prog.done()
 
-	if t.pos.Index == 0 && cfg.Eval.Every > 0 && t.pos.Epoch%cfg.Eval.Every == 0 && !t.probed(t.pos.Epoch) {
-		// The untrained encoder (the first point of the accuracy curve), or
-		// the probe of an epoch whose end was checkpointed but whose probe
-		// was interrupted.
-		acc, err := t.probe(ctx, t.pos.Epoch)
-		if errors.Is(err, ErrInterrupted) && !fileExists(filepath.Join(t.opt.Dir, CheckpointName)) {
-			// Interrupted before anything was trained: a checkpoint of the
-			// start, so that --resume works as the message says.
-			if cerr := t.checkpoint(); cerr != nil {
-				return sum, cerr
-			}
-		}
-		if err != nil {
-			sum.Seconds = time.Since(start).Seconds()
-			return sum, err
-		}
-		sum.ProbeAcc = acc
+	if err := t.probeMissing(ctx, r); err != nil {
+		return r.sum, err
 	}
-	win, ep := &t.win, &t.ep
-	lastLog := time.Now()
-	lastIter := t.pos.Iter
-	// On backends that copy behind the host (backend.AsyncReader), an
-	// iteration's numbers are read after the next iteration is queued, so
-	// the device never waits for the host between iterations. Before
-	// anything that needs them (a log line, a checkpoint, the end of an
-	// epoch or of the run, an interrupt) they are all read: every record
-	// and checkpoint is the same as with a wait after each iteration.
-	lag := t.Model.AsyncStats()
-	var pend pendingIter // pend.ok: an iteration whose numbers were not read
-	account := func(pending int) error {
-		p := pend
-		if !p.ok {
-			return nil
-		}
-		pend = pendingIter{}
-		stats, err := t.Model.WaitStats(p.ticket)
-		if err != nil {
-			return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
-		}
-		t.feed.settled(pending)
-		for i, v := range stats {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: p.pos.Iter - 1, Epoch: p.pos.Epoch}
-			}
-		}
-		sum.Last = stats
-		sum.Iters++
-		win.add(stats)
-		ep.add(stats)
-		t.prog.update(p.pos, stats)
-		return nil
-	}
+	r.lastLog = time.Now()
+	r.lastIter = t.pos.Iter
+	r.lag = t.Model.AsyncStats()
 	for t.pos.Epoch < cfg.Train.Epochs {
-		for t.pos.Index < bpe {
+		for t.pos.Index < r.bpe {
 			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
-				return sum, t.finish(&sum, start)
+				return r.sum, t.finish(r)
 			}
-			x, err := t.feed.next(t.pos.Epoch, t.pos.Index)
-			if err != nil {
-				return sum, err
-			}
-			t.Model.Iterate(x, uint64(t.pos.Iter), t.pos.Index == 0)
-			// The next batch of this epoch is copied while this iteration
-			// computes (on backends with a copy stream).
-			more := t.pos.Index+1 < bpe && (cfg.Train.MaxIters <= 0 || t.pos.Iter+1 < cfg.Train.MaxIters) && ctx.Err() == nil
-			if err := t.feed.queued(t.pos.Epoch, t.pos.Index+1, more); err != nil {
-				return sum, err
-			}
-			ticket, err := t.Model.QueueStats()
-			if err != nil {
-				return sum, fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
-			}
-			// The previous iteration's numbers, while this one computes.
-			if err := account(1); err != nil {
-				return sum, err
-			}
-			t.pos.Iter++
-			t.pos.Index++
-			pend = pendingIter{ok: true, ticket: ticket, pos: t.pos}
-
-			logDue := cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0
-			ckptDue := cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < bpe
-			last := t.pos.Index == bpe || (cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters)
-			if !lag || logDue || ckptDue || last || ctx.Err() != nil {
-				if err := account(0); err != nil {
-					return sum, err
-				}
-			}
-			if logDue {
-				now := time.Now()
-				rate := float64(t.pos.Iter-lastIter) / now.Sub(lastLog).Seconds()
-				if err := t.metrics.Write(win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
-					return sum, err
-				}
-				t.prog.line(t.pos, *win, rate)
-				*win, lastLog, lastIter = window{}, now, t.pos.Iter
-			}
-			if ckptDue {
-				if err := t.checkpoint(); err != nil {
-					return sum, err
-				}
-			}
-			// After an epoch's last batch, the end of the epoch below
-			// checkpoints and stops: a checkpoint here would hold a batch
-			// index past the epoch.
-			if ctx.Err() != nil && t.pos.Index < bpe {
-				if err := account(0); err != nil {
-					return sum, err
-				}
-				if err := t.checkpoint(); err != nil {
-					return sum, err
-				}
-				sum.Seconds = time.Since(start).Seconds()
-				return sum, ErrInterrupted
+			if err := t.iteration(ctx, r); err != nil {
+				return r.sum, err
 			}
 		}
-		// End of epoch.
-		done := t.pos.Epoch + 1
-		if ep.n > 0 {
-			if err := t.metrics.Write(ep.record(metrics.KindEpoch, done, t.pos.Iter, t.now(), 0)); err != nil {
-				return sum, err
-			}
-		}
-		*ep = window{}
-		if cfg.Train.SampleEvery > 0 && done%cfg.Train.SampleEvery == 0 {
-			if err := t.writeSamples(done); err != nil {
-				return sum, err
-			}
-		}
-		// The checkpoint comes before the probe: an interrupted probe
-		// loses no training, and a resumed run probes that epoch first.
-		t.pos.Epoch, t.pos.Index = done, 0
-		if err := t.checkpoint(); err != nil {
-			return sum, err
-		}
-		if ctx.Err() != nil {
-			sum.Seconds = time.Since(start).Seconds()
-			return sum, ErrInterrupted
-		}
-		if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
-			acc, err := t.probe(ctx, done)
-			if err != nil {
-				sum.Seconds = time.Since(start).Seconds()
-				return sum, err
-			}
-			sum.ProbeAcc = acc
+		if err := t.endEpoch(ctx, r); err != nil {
+			return r.sum, err
 		}
 	}
-	return sum, t.finish(&sum, start)
+	return r.sum, t.finish(r)
 }
 
-func (t *Trainer) finish(sum *Summary, start time.Time) error {
-	sum.Seconds = time.Since(start).Seconds()
+// probeMissing runs, before the first iteration of a Run, a probe that is
+// due at the run's position but missing from metrics.jsonl: that of the
+// untrained encoder (the first point of the accuracy curve), or that of an
+// epoch whose end was checkpointed but whose probe was interrupted.
+func (t *Trainer) probeMissing(ctx context.Context, r *runState) error {
+	cfg := t.cfg
+	if !(t.pos.Index == 0 && cfg.Eval.Every > 0 && t.pos.Epoch%cfg.Eval.Every == 0 && !t.probed(t.pos.Epoch)) {
+		return nil
+	}
+	acc, err := t.probe(ctx, t.pos.Epoch)
+	if errors.Is(err, ErrInterrupted) && !fileExists(filepath.Join(t.opt.Dir, CheckpointName)) {
+		// Interrupted before anything was trained: a checkpoint of the
+		// start, so that --resume works as the message says.
+		if cerr := t.checkpoint(); cerr != nil {
+			return cerr
+		}
+	}
+	if err != nil {
+		return r.stop(err)
+	}
+	r.sum.ProbeAcc = acc
+	return nil
+}
+
+// iteration trains the batch at the run's position: it queues the
+// iteration on the device, reads the previous iteration's numbers while
+// this one computes, and moves the position on. Then it does what falls
+// due: the log line of the window, a periodic checkpoint, and when ctx is
+// done in the middle of an epoch, the checkpoint of the interruption
+// (ErrInterrupted).
+func (t *Trainer) iteration(ctx context.Context, r *runState) error {
+	cfg := t.cfg
+	x, err := t.feed.next(t.pos.Epoch, t.pos.Index)
+	if err != nil {
+		return err
+	}
+	t.Model.Iterate(x, uint64(t.pos.Iter), t.pos.Index == 0)
+	// The next batch of this epoch is copied while this iteration
+	// computes (on backends with a copy stream).
+	more := t.pos.Index+1 < r.bpe && (cfg.Train.MaxIters <= 0 || t.pos.Iter+1 < cfg.Train.MaxIters) && ctx.Err() == nil
+	if err := t.feed.queued(t.pos.Epoch, t.pos.Index+1, more); err != nil {
+		return err
+	}
+	ticket, err := t.Model.QueueStats()
+	if err != nil {
+		return fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
+	}
+	// The previous iteration's numbers, while this one computes.
+	if err := t.settle(r, 1); err != nil {
+		return err
+	}
+	t.pos.Iter++
+	t.pos.Index++
+	r.pend = pendingIter{ok: true, ticket: ticket, pos: t.pos}
+
+	logDue := cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0
+	ckptDue := cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < r.bpe
+	last := t.pos.Index == r.bpe || (cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters)
+	if !r.lag || logDue || ckptDue || last || ctx.Err() != nil {
+		if err := t.settle(r, 0); err != nil {
+			return err
+		}
+	}
+	if logDue {
+		if err := t.logWindow(r); err != nil {
+			return err
+		}
+	}
+	if ckptDue {
+		if err := t.checkpoint(); err != nil {
+			return err
+		}
+	}
+	// After an epoch's last batch, the end of the epoch checkpoints and
+	// stops (endEpoch): a checkpoint here would hold a batch index past
+	// the epoch.
+	if ctx.Err() != nil && t.pos.Index < r.bpe {
+		if err := t.settle(r, 0); err != nil {
+			return err
+		}
+		if err := t.checkpoint(); err != nil {
+			return err
+		}
+		return r.stop(ErrInterrupted)
+	}
+	return nil
+}
+
+// settle reads the numbers of the iteration r.pend holds, if any, once the
+// device has them: it checks that they are finite and adds them to the
+// summary, to the log window and the epoch's window, and to the progress
+// display. pending is the number of iterations queued after it, 0 or 1
+// (the feeder gives the batches of the finished ones back to the loader).
+func (t *Trainer) settle(r *runState, pending int) error {
+	p := r.pend
+	if !p.ok {
+		return nil
+	}
+	r.pend = pendingIter{}
+	stats, err := t.Model.WaitStats(p.ticket)
+	if err != nil {
+		return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
+	}
+	t.feed.settled(pending)
+	for i, v := range stats {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: p.pos.Iter - 1, Epoch: p.pos.Epoch}
+		}
+	}
+	r.sum.Last = stats
+	r.sum.Iters++
+	t.win.add(stats)
+	t.ep.add(stats)
+	t.prog.update(p.pos, stats)
+	return nil
+}
+
+// logWindow writes the train record of the iterations since the last one
+// (metrics.jsonl and TensorBoard) and its line on the log, and starts the
+// next window.
+func (t *Trainer) logWindow(r *runState) error {
+	now := time.Now()
+	rate := float64(t.pos.Iter-r.lastIter) / now.Sub(r.lastLog).Seconds()
+	if err := t.metrics.Write(t.win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
+		return err
+	}
+	t.prog.line(t.pos, t.win, rate)
+	t.win, r.lastLog, r.lastIter = window{}, now, t.pos.Iter
+	return nil
+}
+
+// endEpoch closes the epoch whose last batch was just trained: its record,
+// its samples (every train.sample_every epochs), the checkpoint of its
+// end, and its probe (every eval.every epochs). The checkpoint comes
+// before the probe: an interrupted probe loses no training, and a resumed
+// run probes that epoch first. When ctx is done, it returns ErrInterrupted
+// after the checkpoint.
+func (t *Trainer) endEpoch(ctx context.Context, r *runState) error {
+	cfg := t.cfg
+	done := t.pos.Epoch + 1
+	if t.ep.n > 0 {
+		if err := t.metrics.Write(t.ep.record(metrics.KindEpoch, done, t.pos.Iter, t.now(), 0)); err != nil {
+			return err
+		}
+	}
+	t.ep = window{}
+	if cfg.Train.SampleEvery > 0 && done%cfg.Train.SampleEvery == 0 {
+		if err := t.writeSamples(done); err != nil {
+			return err
+		}
+	}
+	t.pos.Epoch, t.pos.Index = done, 0
+	if err := t.checkpoint(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return r.stop(ErrInterrupted)
+	}
+	if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
+		acc, err := t.probe(ctx, done)
+		if err != nil {
+			return r.stop(err)
+		}
+		r.sum.ProbeAcc = acc
+	}
+	return nil
+}
+
+// finish ends a Run that trained what it was to: the summary gets the
+// call's time, and the last checkpoint and metrics are written.
+func (t *Trainer) finish(r *runState) error {
+	r.sum.Seconds = time.Since(r.start).Seconds()
 	if err := t.checkpoint(); err != nil {
 		return err
 	}

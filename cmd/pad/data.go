@@ -7,10 +7,8 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pad-dreaming/pad/configs"
@@ -141,12 +139,8 @@ func dataFetch(args []string, e *env) error {
 		return errChecked
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := withInterrupts(context.Background(), nil, nil) // a second Ctrl-C kills at once
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills at once
-	}()
 
 	var failed []error
 	for _, name := range names {

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/cu"
 	"github.com/pad-dreaming/pad/sweep"
+	"github.com/pad-dreaming/pad/train"
 )
 
 const sweepUsage = `
@@ -273,22 +272,11 @@ func sweepLocal(s sweep.Spec, f *sweepFlags, gpus, parallel int, e *env) error {
 	}
 	fmt.Fprintf(e.stderr, "sweep: %s; %d at a time on %s, in %s\n", s.Describe(), slots, where, f.runs)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	kill := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if _, ok := <-sigs; !ok {
-			return
-		}
+	ctx, stop := withInterrupts(context.Background(), func() {
 		fmt.Fprintln(e.stderr, "sweep: interrupting the running runs (they write a checkpoint); Ctrl-C again kills them")
-		cancel()
-		if _, ok := <-sigs; ok {
-			close(kill)
-		}
-	}()
+	}, func() { close(kill) })
+	defer stop()
 
 	l := sweep.Local{
 		Exe:      exe,
@@ -387,22 +375,29 @@ func sweepRun(args []string, e *env) error {
 		return fmt.Errorf("sweep run %d (%s): %w", i, r.Name(), err)
 	}
 	head := fmt.Sprintf("sweep run %d of %d: %s", i, s.Len(), dir)
-	trainArgs := append(s.TrainArgs(r), "--runs", f.runs, "--progress", *prog)
-	if f.device != "" {
-		trainArgs = append(trainArgs, "--device", f.device)
-	}
+	resume := false
 	switch st.State {
 	case sweep.Finished:
 		fmt.Fprintf(e.stderr, "%s is finished (%s); nothing to do\n", head, st.Progress())
 		return nil
 	case sweep.Partial:
 		fmt.Fprintf(e.stderr, "%s: resuming at %s\n", head, st.Progress())
-		trainArgs = append(trainArgs, "--resume")
+		resume = true
 	default:
 		fmt.Fprintf(e.stderr, "%s: starting\n", head)
 	}
+	// The run is trained as pad train trains it, with the same rules for
+	// --device and --progress.
+	if err := finishConfig(&cfg, f.device); err != nil {
+		return err
+	}
+	mode, err := progressMode(*prog, e)
+	if err != nil {
+		return err
+	}
 	// In-process, on the main goroutine (locked to its thread for CUDA).
-	err = cmdTrain(trainArgs, e)
+	out, err := train.Execute(context.Background(), trainJob(e, cfg, dir, resume, mode))
+	err = reportTraining(e, out, err, dir, f.runs, resumeArgs(sweep.ConfigRef(r.Dataset), s.TrainSets(r), f.runs))
 	if errors.Is(err, errInterrupted) {
 		// Stopped by scancel, a requeue, preemption or the time limit's
 		// signal: the way on is the job engine's, not pad train's.

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/train"
 )
@@ -61,19 +60,30 @@ func loadConfig(ref string, sets []string, device string) (configs.Config, strin
 			return cfg, "", usagef("--set %s: %v", kv, err)
 		}
 	}
-	if device != "" {
-		if err := cfg.Set("device.kind=" + device); err != nil {
-			return cfg, "", usagef("--device: %v", err)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, "", usagef("%v", err)
-	}
-	if _, err := train.Condition(cfg); err != nil {
-		return cfg, "", usagef("%v", err)
+	if err := finishConfig(&cfg, device); err != nil {
+		return cfg, "", err
 	}
 	base := strings.TrimSuffix(filepath.Base(ref), ".toml")
 	return cfg, base, nil
+}
+
+// finishConfig is the last step of building a run's config, for pad train
+// and pad sweep run alike: it applies --device (when not empty) and checks
+// the result, its values and its condition. Every problem is a usage
+// error.
+func finishConfig(cfg *configs.Config, device string) error {
+	if device != "" {
+		if err := cfg.Set("device.kind=" + device); err != nil {
+			return usagef("--device: %v", err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := train.Condition(*cfg); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
 }
 
 // runName is the config's name, "quickstart" for the quickstart, or
@@ -88,8 +98,8 @@ func runName(cfg configs.Config, base string) string {
 	return fmt.Sprintf("%s-%s-s%d", cfg.Data.Dataset, cfg.Train.Condition, cfg.Seed)
 }
 
-// openTrainBackend opens the device pad train trains on; tests replace it
-// to see whether (and when) it is called.
+// openTrainBackend opens the device pad train and pad sweep run train on;
+// tests replace it to see whether (and when) it is called.
 var openTrainBackend = openBackend
 
 func cmdTrain(args []string, e *env) error {
@@ -127,53 +137,59 @@ func cmdTrain(args []string, e *env) error {
 	}
 	// Everything that can be checked is checked before the backend opens
 	// (on a GPU: before the kernels compile) and before the run directory
-	// exists: a missing data file leaves nothing behind.
+	// exists: a missing data file leaves nothing behind (train.Execute).
 	dir := filepath.Join(*runs, runName(cfg, base))
-	data, err := train.Preflight(cfg, dir, *resume)
-	if err != nil {
-		return err
-	}
-	be, err := openTrainBackend(cfg.Device, e.stderr)
-	if err != nil {
-		return err
-	}
-	defer be.Close()
+	out, err := train.Execute(context.Background(), trainJob(e, cfg, dir, *resume, mode))
+	return reportTraining(e, out, err, dir, *runs, resumeArgs(*cfgRef, sets, *runs))
+}
 
-	tr, err := train.New(train.Options{Config: cfg, Dir: dir, Resume: *resume, Backend: be, Log: e.stderr, Progress: mode, Data: data})
-	if err != nil {
-		return err
+// trainJob is the train.Job of a pad command: the device opened by
+// openTrainBackend, the progress and notices on stderr, and the training
+// interrupted by SIGINT or SIGTERM (a second one ends the process at once).
+func trainJob(e *env, cfg configs.Config, dir string, resume bool, mode train.ProgressMode) train.Job {
+	return train.Job{
+		Config:   cfg,
+		Dir:      dir,
+		Resume:   resume,
+		Progress: mode,
+		Log:      e.stderr,
+		OpenBackend: func(d configs.Device) (backend.Backend, error) {
+			return openTrainBackend(d, e.stderr)
+		},
+		Interrupts: func(ctx context.Context) (context.Context, func()) {
+			return withInterrupts(ctx, nil, nil)
+		},
 	}
-	defer tr.Close()
-	fmt.Fprintf(e.stderr, "run %s: %s on %s, %d training images (%s), model nf=%d nz=%d, batch %d, %d epochs, condition %s\n",
-		dir, cfg.Data.Dataset, be.Name(), tr.Train.N, tr.Split, cfg.Model.NF, cfg.Model.NZ, cfg.Train.Batch, cfg.Train.Epochs, cfg.Train.Condition)
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second Ctrl-C kills at once
-	}()
-	sum, err := tr.Run(ctx)
+// reportTraining prints what came of train.Execute (out and err) for the
+// run in dir, whose runs directory is runs: after a finished run where its
+// results are and what to run next; after an interruption the pad train
+// command that continues the run, continueArgs being its flags before
+// --resume (errInterrupted). Other errors are returned as they are.
+func reportTraining(e *env, out train.Outcome, err error, dir, runs, continueArgs string) error {
 	if errors.Is(err, train.ErrInterrupted) {
 		fmt.Fprintf(e.stderr, "interrupted after iteration %d; checkpoint written. Continue with:\n  pad train %s--resume\n",
-			tr.Position().Iter, resumeArgs(*cfgRef, sets, *runs))
+			out.Position.Iter, continueArgs)
 		return errInterrupted
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "done: %d iterations in %.1f s\n", sum.Iters, sum.Seconds)
-	if len(tr.Samples) > 0 {
+	fmt.Fprintf(e.stderr, "done: %d iterations in %.1f s\n", out.Summary.Iters, out.Summary.Seconds)
+	if len(out.Samples) > 0 {
 		fmt.Fprintf(e.stderr, "samples (reconstructions, NREM and REM dreams, filters):\n")
-		for _, s := range tr.Samples {
+		for _, s := range out.Samples {
 			fmt.Fprintf(e.stderr, "  %s\n", s)
 		}
 	}
 	fmt.Fprintf(e.stderr, "checkpoint: %s\nmetrics:    %s\n", filepath.Join(dir, train.CheckpointName), filepath.Join(dir, "metrics.jsonl"))
-	fmt.Fprintf(e.stderr, "next: pad eval linear %s   (or: pad dream %s, tensorboard --logdir %s)\n", dir, dir, *runs)
+	fmt.Fprintf(e.stderr, "next: pad eval linear %s   (or: pad dream %s, tensorboard --logdir %s)\n", dir, dir, runs)
 	return nil
 }
 
+// resumeArgs returns the flags of the pad train command that continues a
+// run (before --resume): --config, the --set overrides and --runs.
 func resumeArgs(cfgRef string, sets []string, runs string) string {
 	var b strings.Builder
 	if cfgRef != "" {
