@@ -25,9 +25,25 @@ type SavedRun struct {
 	Encoder    *eval.FrozenEncoder
 }
 
-// OpenSavedRun reads dir's config.toml and checkpoint and rebuilds the model on
-// b. It does not take the run's lock: evaluation only reads the run.
+// OpenSavedRun reads dir's config.toml, checkpoint and data
+// (ReadSavedRun) and rebuilds the model on b (Build). It does not take the
+// run's lock: evaluation only reads the run.
 func OpenSavedRun(dir string, b backend.Backend) (*SavedRun, error) {
+	r, err := ReadSavedRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Build(b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ReadSavedRun reads what a saved run holds without a device: its config,
+// its checkpoint and its data sets. A command opens the device after it,
+// so that a run whose data or checkpoint is missing fails before a GPU is
+// checked or kernels compile. Model and Encoder stay nil until Build.
+func ReadSavedRun(dir string) (*SavedRun, error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("run %s: not a run directory (pad train writes runs/<name>/)", dir)
 	}
@@ -44,27 +60,45 @@ func OpenSavedRun(dir string, b backend.Backend) (*SavedRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
+	if _, err := Condition(cfg); err != nil {
+		return nil, err
+	}
+	return &SavedRun{Dir: dir, Config: cfg, Checkpoint: ckpt, Train: tr, Test: te}, nil
+}
+
+// Build rebuilds the run's model on b with the checkpoint's weights, and
+// the frozen encoder that evaluates it.
+func (r *SavedRun) Build(b backend.Backend) error {
+	if r.Model != nil {
+		return fmt.Errorf("run %s: the model is built already", r.Dir)
+	}
+	cfg := r.Config
 	cond, err := Condition(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	spec := model.Spec{C: tr.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
+	spec := model.Spec{C: r.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
 	p, err := phases.New(b, spec, cond, phases.Options{Seed: cfg.Seed, AdamE: phases.DefaultAdam, AdamG: phases.DefaultAdam, MaxTile: cfg.Train.MaxTile})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := ckpt.LoadWeights(b, p); err != nil {
-		return nil, err
+	if err := r.Checkpoint.LoadWeights(b, p); err != nil {
+		return err
 	}
 	enc, err := eval.NewFrozenEncoder(p)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &SavedRun{Dir: dir, Config: cfg, Checkpoint: ckpt, Model: p, Train: tr, Test: te, Encoder: enc}, nil
+	r.Model, r.Encoder = p, enc
+	return nil
 }
 
 // Close releases the run's device buffers.
-func (r *SavedRun) Close() { r.Encoder.Close() }
+func (r *SavedRun) Close() {
+	if r.Encoder != nil {
+		r.Encoder.Close()
+	}
+}
 
 // Dreams writes fresh sample grids of the run's model into dir: the first
 // test batch and its reconstructions, NREM dreams of its latents occluded

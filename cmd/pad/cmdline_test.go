@@ -293,3 +293,75 @@ func TestFolderRunNamesItsSplit(t *testing.T) {
 		t.Errorf("first line: %s", first)
 	}
 }
+
+// pad eval and pad dream read a run's checkpoint and data before they open
+// the device: a run that cannot be evaluated fails without a GPU check or
+// a kernel compilation, and says what is missing.
+func TestEvalReadsTheRunBeforeTheDevice(t *testing.T) {
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	code, _, e := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
+		"--set", "name=small", "--set", "model.nf=4", "--set", "model.nz=8", "--set", "train.batch=16",
+		"--set", "data.train_limit=64", "--set", "data.test_limit=32", "--set", "train.epochs=1", "--set", "eval.every=0")
+	if code != exitOK {
+		t.Fatalf("train: code %d\n%s", code, e)
+	}
+	run := filepath.Join(runs, "small")
+
+	opens := new(int)
+	orig := openRunBackend
+	openRunBackend = func(d configs.Device, log io.Writer) (backend.Backend, error) {
+		*opens++
+		return orig(d, log)
+	}
+	t.Cleanup(func() { openRunBackend = orig })
+
+	// The run works as it is, opening the device once per command.
+	if code, out, e := runPad(t, "eval", "linear", run, "--probe-epochs", "1"); code != exitOK {
+		t.Fatalf("eval linear: code %d\n%s%s", code, out, e)
+	}
+	if *opens != 1 {
+		t.Fatalf("eval linear opened the device %d times", *opens)
+	}
+
+	// Its data moved away: the config now names a folder with no MNIST.
+	cfgPath := filepath.Join(run, "config.toml")
+	cfg, err := configs.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "no-mnist")
+	for _, kv := range []string{"data.dataset=mnist", "data.root=" + missing} {
+		if err := cfg.Set(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := cfg.TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	*opens = 0
+	for _, args := range [][]string{{"eval", "linear", run}, {"eval", "all", run}, {"dream", run}} {
+		code, out, e := runPad(t, args...)
+		if code != exitError || !strings.Contains(e, missing) {
+			t.Errorf("%s with the data missing: code %d (want %d), the error should name %s\n%s%s", strings.Join(args, " "), code, exitError, missing, out, e)
+		}
+	}
+	if *opens != 0 {
+		t.Errorf("the device was opened %d times for a run whose data is missing", *opens)
+	}
+
+	// No checkpoint: likewise.
+	if err := os.Remove(filepath.Join(run, "checkpoint.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, e := runPad(t, "eval", "linear", run); code != exitError || !strings.Contains(e, "checkpoint") {
+		t.Errorf("eval without a checkpoint: code %d\n%s%s", code, out, e)
+	}
+	if *opens != 0 {
+		t.Errorf("the device was opened %d times for a run without a checkpoint", *opens)
+	}
+}

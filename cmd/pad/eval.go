@@ -132,6 +132,7 @@ func cmdEval(args []string, e *env) error {
 
 // openRun opens the run directory dir for evaluation on the run's device
 // (or device, if not empty); closeRun releases the run and the device.
+// Its checkpoint and data are read before the device opens.
 func openRun(dir, device string, e *env) (run *train.SavedRun, closeRun func(), err error) {
 	cfg, err := configs.Load(filepath.Join(dir, "config.toml"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -143,16 +144,26 @@ func openRun(dir, device string, e *env) (run *train.SavedRun, closeRun func(), 
 	if device != "" {
 		cfg.Device.Kind = device
 	}
-	be, err := openBackend(cfg.Device, e.stderr)
+	// The checkpoint and the data first: a run that cannot be evaluated
+	// fails before the device opens (on a GPU: before its check and the
+	// kernels' compilation).
+	if run, err = train.ReadSavedRun(dir); err != nil {
+		return nil, nil, err
+	}
+	be, err := openRunBackend(cfg.Device, e.stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	if run, err = train.OpenSavedRun(dir, be); err != nil {
+	if err = run.Build(be); err != nil {
 		be.Close()
 		return nil, nil, err
 	}
 	return run, func() { run.Close(); be.Close() }, nil
 }
+
+// openRunBackend opens the device pad eval and pad dream run on; tests
+// replace it to see whether (and when) it is called.
+var openRunBackend = openBackend
 
 // evalReports runs each evaluation of package eval and prints what it
 // found; an evaluation that fails part-way prints what it finished.
