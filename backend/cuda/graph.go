@@ -15,7 +15,9 @@ import (
 // records each operation as an entry of a tape. At EndGraph the tape is
 // looked up among the CUDA graphs captured before; if one was captured
 // from an identical tape, it is launched (one call), else the tape is
-// issued under stream capture, instantiated, kept and launched.
+// issued under stream capture, instantiated, kept and launched. In this
+// package a "step" is that unit: the work of one iteration between
+// BeginGraph and EndGraph (not an Adam step).
 //
 // What may differ between iterations without changing the tape lives in an
 // argument arena: the random-number keys, the Adam tables (step sizes and
