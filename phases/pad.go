@@ -1,3 +1,7 @@
+// Package phases is PAD's learning cycle: Wake, NREM and REM and the order
+// they run in, written once against backend.Backend. What varies between
+// the paper's conditions (ablations and appendix variants) is data, in
+// package conditions; a PAD runs the one it is given.
 package phases
 
 import (
