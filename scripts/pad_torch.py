@@ -299,6 +299,8 @@ def scale(u8):
 
 
 def torch_modules(slope=0.2):
+    """The classes Encoder and Generator (float64 here; float32 in
+    scripts/torch_fixture32.py, which imports them)."""
     import torch
     import torch.nn as nn
 
@@ -732,12 +734,12 @@ def cmd_draws(a):
     gray = embedded_sample(8)
     t["data/gray"] = gray
     t["data/tinted"] = tint(gray)
-    write_safetensors(a.out, t, {"generator": "scripts/pad_torch.py draws", "generated_with": torch_version_or_numpy(),
+    write_safetensors(a.out, t, {"generator": "scripts/pad_torch.py draws", "generated_with": numpy_version(),
                                  "init": "nf 2, nz 4, seed 1"})
     print(f"{a.out}: {len(t)} tensors, {os.path.getsize(a.out)} bytes")
 
 
-def torch_version_or_numpy():
+def numpy_version():
     return f"numpy {np.__version__}, python {sys.version.split()[0]}"
 
 

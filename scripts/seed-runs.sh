@@ -54,15 +54,12 @@ run() {
 for seed in $SEEDS; do
 	run mnist "$DATA/mnist" "$seed" 1
 done
-first=1
-for seed in $SEEDS; do
-	if [ "$first" = 1 ]; then
-		first=0
-		continue # the first seed's one-epoch number comes from the long run
-	fi
+# The first seed's one-epoch number comes from its long run.
+read -r first rest <<<"$SEEDS"
+for seed in $rest; do
 	run fashion "$DATA/fashion-mnist" "$seed" 1
 done
-run fashion "$DATA/fashion-mnist" "$(echo "$SEEDS" | awk '{print $1}')" "$LONG_EPOCHS"
+run fashion "$DATA/fashion-mnist" "$first" "$LONG_EPOCHS"
 
 echo
 echo "run                          epoch  test_acc  test_acc_all  train_acc"

@@ -14,53 +14,19 @@ import sys
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from safetensors.torch import load_file
+
+# The model (with its gradient reversal) and the safetensors reader come
+# from pad_torch.py, next to this script, so that Debian's python3-torch
+# (no safetensors package) runs it; importing it leaves no __pycache__.
+sys.dont_write_bytecode = True
+from pad_torch import read_safetensors, torch_modules  # noqa: E402
+
+Encoder, Generator = torch_modules(0.2)
 
 
-class Rev(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -g
-
-
-def encoder(c, nf, nz):
-    return nn.ModuleDict({
-        "conv1": nn.Sequential(nn.Conv2d(c, nf, 4, 2, 1)),
-        "conv2": nn.Sequential(nn.Conv2d(nf, 2 * nf, 4, 2, 1)),
-        "conv3": nn.Sequential(nn.Conv2d(2 * nf, 4 * nf, 4, 2, 1)),
-        "conv4": nn.Sequential(nn.Conv2d(4 * nf, nz, 4, 2, 0)),
-        "dis": nn.Sequential(nn.Conv2d(4 * nf, 1, 4, 2, 0)),
-    })
-
-
-def generator(c, nf, nz):
-    return nn.ModuleDict({
-        "tconv1": nn.Sequential(nn.ConvTranspose2d(nz, 4 * nf, 4, 1, 0)),
-        "tconv2": nn.Sequential(nn.ConvTranspose2d(4 * nf, 2 * nf, 4, 2, 1)),
-        "tconv3": nn.Sequential(nn.ConvTranspose2d(2 * nf, nf, 4, 2, 1)),
-        "tconv4": nn.Sequential(nn.ConvTranspose2d(nf, c, 4, 2, 1)),
-    })
-
-
-def run_e(e, x):
-    h = F.leaky_relu(e["conv1"](x), 0.2)
-    h = F.leaky_relu(e["conv2"](h), 0.2)
-    h = F.leaky_relu(e["conv3"](h), 0.2)
-    return e["conv4"](h).flatten(1), torch.sigmoid(e["dis"](h)).flatten()
-
-
-def run_g(g, z, reverse=False):
-    h = z.view(z.size(0), z.size(1), 1, 1)
-    h = F.leaky_relu(g["tconv1"](h), 0.2)
-    h = F.leaky_relu(g["tconv2"](h), 0.2)
-    h = F.leaky_relu(g["tconv3"](h), 0.2)
-    out = torch.tanh(g["tconv4"](h))
-    return Rev.apply(out) if reverse else out
+def load_file(path):
+    """{name: tensor} of a safetensors file, in the file's dtypes."""
+    return {k: torch.from_numpy(v) for k, v in read_safetensors(path)[0].items()}
 
 
 def kl(z):
@@ -70,7 +36,7 @@ def kl(z):
 
 def replay(fx, c, nf, nz, dev):
     t = lambda k: fx[k].to(dev, torch.float32)
-    e, g = encoder(c, nf, nz).to(dev), generator(c, nf, nz).to(dev)
+    e, g = Encoder(c, nf, nz).to(dev), Generator(c, nf, nz).to(dev)
     with torch.no_grad():
         for prefix, net in (("E.", e), ("G.", g)):
             for name, p in net.named_parameters():
@@ -92,8 +58,8 @@ def replay(fx, c, nf, nz, dev):
         pre = f"it{it}/"
         x, mask, noise = t(pre + "x"), t(pre + "mask"), t(pre + "noise")
         oe.zero_grad(); og.zero_grad()
-        z, d = run_e(e, x)
-        xr = run_g(g, z)
+        z, d = e(x)
+        xr = g(z)
         l_real, l_kl, l_rec = bce(d, torch.ones_like(d)), kl(z), mse(xr, x)
         (l_real + l_kl + l_rec).backward()
         # gradients are read before the step, parameters after it
@@ -106,8 +72,8 @@ def replay(fx, c, nf, nz, dev):
 
         oe.zero_grad()
         with torch.no_grad():
-            dream = run_g(g, zd) * mask
-        zr, _ = run_e(e, dream)
+            dream = g(zd) * mask
+        zr, _ = e(dream)
         l_nrem = mse(zr, zd)
         l_nrem.backward()
         oe.step()
@@ -116,8 +82,8 @@ def replay(fx, c, nf, nz, dev):
 
         oe.zero_grad(); og.zero_grad()
         zmix = 0.5 * zd + 0.5 * noise if z_old is None else 0.25 * zd + 0.25 * z_old + 0.5 * noise
-        xf = run_g(g, zmix, reverse=True)
-        _, df = run_e(e, xf)
+        xf = g(zmix, reverse=True)
+        _, df = e(xf)
         l_fake = bce(df, torch.zeros_like(df))
         l_fake.backward()
         oe.step(); og.step()

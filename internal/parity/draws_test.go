@@ -34,40 +34,38 @@ func loadDraws(t *testing.T) draws {
 	return draws{t, f}
 }
 
-func (d draws) get(name string) *safetensors.Tensor {
+// values returns the values of the tensor called name, read by read
+// (one of safetensors.Tensor's typed readers); a tensor that is missing,
+// of another dtype or empty fails the test.
+func values[T any](d draws, name string, read func(*safetensors.Tensor) ([]T, error)) []T {
 	d.t.Helper()
 	ts, ok := d.f.Get(name)
 	if !ok {
 		d.t.Fatalf("%s has no tensor %q", drawsFile, name)
 	}
-	return ts
+	v, err := read(ts)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if len(v) == 0 {
+		d.t.Fatalf("%s: tensor %q is empty", drawsFile, name)
+	}
+	return v
 }
 
 func (d draws) f32(name string) []float32 {
 	d.t.Helper()
-	v, err := d.get(name).F32()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return v
+	return values(d, name, (*safetensors.Tensor).F32)
 }
 
 func (d draws) i64(name string) []int64 {
 	d.t.Helper()
-	v, err := d.get(name).I64()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return v
+	return values(d, name, (*safetensors.Tensor).I64)
 }
 
 func (d draws) u8(name string) []byte {
 	d.t.Helper()
-	v, err := d.get(name).U8()
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return v
+	return values(d, name, (*safetensors.Tensor).U8)
 }
 
 // sameBits fails unless got and want are equal bit for bit.
@@ -128,6 +126,9 @@ func TestDrawsRun(t *testing.T) {
 		for e := 0; e < c.epochs; e++ {
 			name := fmt.Sprintf("shuffle/n%d/e%d", c.n, e)
 			want := d.i64(name)
+			if len(want) != c.n {
+				t.Fatalf("%s: %d positions, want %d", name, len(want), c.n)
+			}
 			got := make([]int, c.n)
 			rng.Permutation(got, rng.Key{Seed: 1, Stream: rng.StreamShuffle, Seq: uint64(e)})
 			for i := range got {

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/backend/cpu"
@@ -142,7 +143,7 @@ type Trajectory struct {
 	Params map[int]map[string][]float64 // after iteration k (0: initial)
 	Meta   map[string]string            // the file's metadata (torch side)
 	IDs    [][]int64                    // the images of each batch (torch side)
-	Occl   []OcclusionDraw              // the occlusion draws of each iteration (torch side)
+	Occl   []OcclusionDraw              // the occlusion draw of each iteration
 }
 
 // OcclusionDraw is the drop probability and tile size of one iteration's
@@ -186,22 +187,28 @@ func ReadTrajectory(path string) (*Trajectory, Settings, error) {
 	}
 	t := &Trajectory{Losses: map[string][]float64{}, Params: map[int]map[string][]float64{}, Meta: m}
 	for name, ts := range f.Tensors {
-		switch {
-		case len(name) > 5 && name[:5] == "loss/":
-			if t.Losses[name[5:]], err = ts.F64(); err != nil {
+		if loss, ok := strings.CutPrefix(name, "loss/"); ok {
+			if t.Losses[loss], err = ts.F64(); err != nil {
 				return nil, s, err
 			}
-		case len(name) > 13 && name[:6] == "param/":
-			k, e := strconv.Atoi(name[6:12])
-			if e != nil {
-				return nil, s, fmt.Errorf("%s: tensor %q: %v", path, name, e)
+		} else if rest, ok := strings.CutPrefix(name, "param/"); ok {
+			// param/<iteration, six digits>/<tensor>
+			iter, param, _ := strings.Cut(rest, "/")
+			k, e := strconv.Atoi(iter)
+			if e != nil || param == "" {
+				return nil, s, fmt.Errorf("%s: tensor %q: want param/<iteration>/<name>", path, name)
 			}
 			if t.Params[k] == nil {
 				t.Params[k] = map[string][]float64{}
 			}
-			if t.Params[k][name[13:]], err = ts.F64(); err != nil {
+			if t.Params[k][param], err = ts.F64(); err != nil {
 				return nil, s, err
 			}
+		}
+	}
+	for _, k := range []int{0, s.Iters} {
+		if len(t.Params[k]) == 0 {
+			return nil, s, fmt.Errorf("%s: no parameters after iteration %d (the script records them at 0 and at the end)", path, k)
 		}
 	}
 	if ids, ok := f.Get("batch/ids"); ok {
@@ -225,6 +232,9 @@ func ReadTrajectory(path string) (*Trajectory, Settings, error) {
 		tiles, err := tt.I64()
 		if err != nil {
 			return nil, s, err
+		}
+		if len(tiles) != len(ps) {
+			return nil, s, fmt.Errorf("%s: %d occlusion tiles for %d drop probabilities", path, len(tiles), len(ps))
 		}
 		for i := range ps {
 			t.Occl = append(t.Occl, OcclusionDraw{P: ps[i], Tile: int(tiles[i])})
@@ -306,7 +316,8 @@ type RunOptions struct {
 
 // RunPad trains s with pad's trainer on the CPU backend's float64 twin in
 // the run directory dir/run (the C = 3 data go to dir/cifar) and records
-// the trajectory, and returns it with the training set the trainer loaded.
+// the trajectory (with the occlusion draw pad's model makes at each
+// iteration), and returns it with the training set the trainer loaded.
 func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, error) {
 	log := opt.Log
 	if log == nil {
@@ -345,14 +356,19 @@ func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, 
 		t.Losses[name] = make([]float64, 0, s.Iters)
 	}
 	stats := p.StatsBuf()
-	var snapErr error
+	var recErr error
+	fail := func(err error) {
+		if recErr == nil {
+			recErr = err
+		}
+	}
 	snap := func(k int) {
 		m := map[string][]float64{}
 		for _, n := range []*model.Net{&p.E.Net, &p.G.Net} {
 			for i, ts := range n.Tensors {
 				v, err := Float64s(n.Param(i))
-				if err != nil && snapErr == nil {
-					snapErr = err
+				if err != nil {
+					fail(err)
 				}
 				m[n.Prefix+"."+ts.Name] = v
 			}
@@ -368,9 +384,16 @@ func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, 
 			return
 		}
 		v, err := Float64s(stats)
-		if err != nil && snapErr == nil {
-			snapErr = err
+		if err != nil {
+			fail(err)
 		}
+		// The trainer moves its position on after the iteration: it is
+		// still the one that drew this iteration's mask.
+		if at := tr.Position().Iter; at != iter {
+			fail(fmt.Errorf("parity: the trainer is at iteration %d, %d recorded", at, iter))
+		}
+		p0, tile := p.OcclusionParams(uint64(iter))
+		t.Occl = append(t.Occl, OcclusionDraw{P: p0, Tile: tile})
 		for i, name := range Losses {
 			if i < len(v) {
 				t.Losses[name] = append(t.Losses[name], v[i])
@@ -384,8 +407,8 @@ func RunPad(s Settings, dir string, opt RunOptions) (*Trajectory, *dataset.Set, 
 	if _, err := tr.Run(context.Background()); err != nil {
 		return nil, nil, err
 	}
-	if snapErr != nil {
-		return nil, nil, snapErr
+	if recErr != nil {
+		return nil, nil, recErr
 	}
 	if iter != s.Iters {
 		return nil, nil, fmt.Errorf("parity: the trainer ran %d iterations, want %d", iter, s.Iters)
@@ -473,6 +496,9 @@ func Compare(s Settings, pad, torch *Trajectory) (*Result, error) {
 		if !ok {
 			return nil, fmt.Errorf("parity: pad recorded no parameters after iteration %d", k)
 		}
+		if len(pk) != len(torch.Params[k]) {
+			return nil, fmt.Errorf("parity: after iteration %d: %d parameter tensors from pad, %d from torch", k, len(pk), len(torch.Params[k]))
+		}
 		r.ParamErr[k] = map[string]float64{}
 		for name, want := range torch.Params[k] {
 			got, ok := pk[name]
@@ -554,16 +580,17 @@ func CheckBatches(s Settings, set *dataset.Set, torch *Trajectory) (int, error) 
 	return -1, nil
 }
 
-// CheckOcclusion compares pad's occlusion draws at every iteration with
-// the torch side's: it returns the first iteration that differs, or −1.
-func CheckOcclusion(s Settings, torch *Trajectory) int {
+// CheckOcclusion compares the occlusion draws pad's model made at every
+// iteration (pad.Occl, recorded by RunPad) with the torch side's: it
+// returns the first iteration that differs, or −1.
+func CheckOcclusion(pad, torch *Trajectory) (int, error) {
+	if len(pad.Occl) != len(torch.Occl) {
+		return 0, fmt.Errorf("parity: occlusion draws of %d iterations from pad, %d from torch", len(pad.Occl), len(torch.Occl))
+	}
 	for it, o := range torch.Occl {
-		occ := backend.Occlusion{H: model.ImageSize, W: model.ImageSize, Masks: 1, P: -1, MaxTile: 8,
-			Key: rng.Key{Seed: s.Seed, Stream: rng.StreamNREMMask, Seq: uint64(it)}}
-		p, tile := occ.Params(0)
-		if p != o.P || tile != o.Tile {
-			return it
+		if pad.Occl[it] != o {
+			return it, nil
 		}
 	}
-	return -1
+	return -1, nil
 }

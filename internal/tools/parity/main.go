@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -47,8 +48,11 @@ import (
 	"github.com/pad-dreaming/pad/internal/parity"
 )
 
-// floor holds the conditions whose float64 floor is measured.
+// floor holds the conditions whose float64 floor is measured ("all":
+// every condition).
 var floor = map[string]bool{}
+
+func wantFloor(condition string) bool { return floor["all"] || floor[condition] }
 
 func main() {
 	out := flag.String("out", "runs/parity", "directory for the report (parity.json, parity-*.png)")
@@ -57,16 +61,14 @@ func main() {
 	margin := flag.Int("margin", 25, "iterations before the floor's crossing of -tol where the check stops")
 	floorList := flag.String("floor", "", "conditions (space- or comma-separated, or \"all\") whose float64 floor to measure")
 	flag.Parse()
-	all := false
 	for _, c := range strings.FieldsFunc(*floorList, func(r rune) bool { return r == ' ' || r == ',' }) {
 		floor[c] = true
-		all = all || c == "all"
 	}
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: parity [-out DIR] [-threads N] [-tol X] [-floor CONDITIONS] [-margin N] TRAJECTORY.safetensors...")
 		os.Exit(2)
 	}
-	if err := run(flag.Args(), *out, *threads, *tol, *margin, all); err != nil {
+	if err := run(flag.Args(), *out, *threads, *tol, *margin); err != nil {
 		fmt.Fprintln(os.Stderr, "parity:", err)
 		os.Exit(1)
 	}
@@ -123,7 +125,7 @@ type cached struct {
 	Report      caseReport `json:"report"`
 }
 
-func run(files []string, out string, threads int, tol float64, margin int, floorAll bool) error {
+func run(files []string, out string, threads int, tol float64, margin int) error {
 	if err := os.MkdirAll(filepath.Join(out, "cases"), 0o755); err != nil {
 		return err
 	}
@@ -132,7 +134,7 @@ func run(files []string, out string, threads int, tol float64, margin int, floor
 	failed := false
 	fmt.Printf("%-22s %5s %10s %10s %10s %-24s %10s %-26s %6s %s\n", "case", "iters", "over tol", "floor over", "loss err", "(where)", "param err", "(where)", "pad s", "verdict")
 	for _, path := range files {
-		rep, err := compareFile(path, out, threads, floorAll)
+		rep, err := compareFile(path, out, threads)
 		if err != nil {
 			return err
 		}
@@ -199,25 +201,21 @@ func run(files []string, out string, threads int, tol float64, margin int, floor
 
 // compareFile runs pad against one trajectory file (and, if asked, the
 // floor), or takes the result from OUT/cases/ when the file is unchanged.
-func compareFile(path, out string, threads int, floorAll bool) (*caseReport, error) {
-	raw, err := os.ReadFile(path)
+func compareFile(path, out string, threads int) (*caseReport, error) {
+	sha, err := fileSHA256(path)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(raw)
-	raw = nil
-	sha := hex.EncodeToString(sum[:])
-	torch, s, err := parity.ReadTrajectory(path)
-	if err != nil {
-		return nil, err
-	}
-	wantFloor := floorAll || floor[s.Condition]
 	cachePath := filepath.Join(out, "cases", strings.TrimSuffix(filepath.Base(path), ".safetensors")+".json")
 	if b, err := os.ReadFile(cachePath); err == nil {
 		var c cached
-		if json.Unmarshal(b, &c) == nil && c.TorchSHA256 == sha && (c.Report.Floor != nil) == wantFloor {
+		if json.Unmarshal(b, &c) == nil && c.TorchSHA256 == sha && (c.Report.Floor != nil) == wantFloor(c.Report.Settings.Condition) {
 			return &c.Report, nil
 		}
+	}
+	torch, s, err := parity.ReadTrajectory(path)
+	if err != nil {
+		return nil, err
 	}
 
 	t0 := time.Now()
@@ -234,7 +232,9 @@ func compareFile(path, out string, threads int, floorAll bool) (*caseReport, err
 	} else if it >= 0 {
 		return nil, fmt.Errorf("%s: pad's loader and the torch side differ in the images of iteration %d", path, it)
 	}
-	if it := parity.CheckOcclusion(s, torch); it >= 0 {
+	if it, err := parity.CheckOcclusion(pad, torch); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	} else if it >= 0 {
 		return nil, fmt.Errorf("%s: pad's occlusion draw differs at iteration %d", path, it)
 	}
 	r, err := parity.Compare(s, pad, torch)
@@ -257,7 +257,7 @@ func compareFile(path, out string, threads int, floorAll bool) (*caseReport, err
 		rep.MaxParamErr[k] = r.MaxParamErr(k)
 	}
 	torch = nil // the parameters of a large model take hundreds of MB
-	if wantFloor {
+	if wantFloor(s.Condition) {
 		// The float64 floor: pad against pad started one ulp away.
 		moved, _, err := runPad(s, threads, true)
 		if err != nil {
@@ -321,6 +321,20 @@ func snapCurve(label string, errs map[int]float64) eval.Curve {
 		c.Y = append(c.Y, log10(errs[k]))
 	}
 	return c
+}
+
+// fileSHA256 returns the hex sha256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // runPad runs pad in a scratch directory.
