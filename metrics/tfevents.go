@@ -68,10 +68,7 @@ type Scalar struct {
 // and either the file version (when version is not empty) or a summary of
 // the scalars.
 func encodeEvent(wall float64, step int64, version string, scalars []Scalar) []byte {
-	b := appendTag(nil, 1, wireFixed64)
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(wall))
-	b = appendTag(b, 2, wireVarint)
-	b = binary.AppendUvarint(b, uint64(step)) // int64: two's complement, as protobuf does
+	b := eventHeader(wall, step)
 	if version != "" {
 		b = appendBytesField(b, 3, []byte(version))
 	}
@@ -94,13 +91,18 @@ const sessionStart = 1
 // encodeSessionStart serializes a tensorflow.Event at step holding a
 // SessionLog with status START.
 func encodeSessionStart(wall float64, step int64) []byte {
+	log := appendTag(nil, 1, wireVarint)
+	log = binary.AppendUvarint(log, sessionStart)
+	return appendBytesField(eventHeader(wall, step), 6, log)
+}
+
+// eventHeader serializes the fields every tensorflow.Event pad writes
+// starts with: the wall time and the step.
+func eventHeader(wall float64, step int64) []byte {
 	b := appendTag(nil, 1, wireFixed64)
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(wall))
 	b = appendTag(b, 2, wireVarint)
-	b = binary.AppendUvarint(b, uint64(step))
-	log := appendTag(nil, 1, wireVarint)
-	log = binary.AppendUvarint(log, sessionStart)
-	return appendBytesField(b, 6, log)
+	return binary.AppendUvarint(b, uint64(step)) // int64: two's complement, as protobuf does
 }
 
 // frameRecord wraps data in a TFRecord frame.
@@ -180,6 +182,8 @@ func (e *EventFile) write(event []byte) error {
 // died after its last checkpoint logged and that the resumed run logs
 // again.
 func (e *EventFile) WriteSessionStart(step int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return e.write(encodeSessionStart(wallTime(time.Now()), step))
 }
 
