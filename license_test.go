@@ -1,17 +1,14 @@
 package pad
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 func TestLicenseIsTheFile(t *testing.T) {
-	b, err := os.ReadFile("LICENSE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if License != string(b) {
+	if License != string(testkit.ReadFile(t, "LICENSE")) {
 		t.Fatal("the embedded licence differs from LICENSE")
 	}
 	for _, want := range []string{"MIT License", "Copyright (c) 2026 the pad authors"} {

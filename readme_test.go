@@ -2,22 +2,20 @@ package pad
 
 import (
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // TestReadmePackageTable checks that the README's package table names
 // every package of the repository, and nothing that is not one: the table
 // is where a newcomer learns the layout, so it must follow the code.
 func TestReadmePackageTable(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	readme := testkit.ReadFile(t, "README.md")
 	named := map[string]bool{}
 	in := false
 	name := regexp.MustCompile("`([^`]+)`")
@@ -42,7 +40,7 @@ func TestReadmePackageTable(t *testing.T) {
 	}
 
 	packages := map[string]bool{}
-	err = filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -1,17 +1,14 @@
 package dataset
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 func TestEmbeddedLicenseIsTheFile(t *testing.T) {
-	b, err := os.ReadFile("embedded/LICENSE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if EmbeddedLicense != string(b) {
+	if EmbeddedLicense != string(testkit.ReadFile(t, "embedded/LICENSE")) {
 		t.Fatal("the embedded licence differs from dataset/embedded/LICENSE")
 	}
 	for _, want := range []string{"The MIT License", "Zalando SE", "Permission is hereby granted"} {

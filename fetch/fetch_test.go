@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // payload returns n deterministic pseudo-random bytes.
@@ -108,15 +110,6 @@ func status(code int) func(w http.ResponseWriter, r *http.Request) {
 // fast are options for tests: no real waiting between retries.
 func fast() Options { return Options{Backoff: time.Millisecond, Attempts: 3} }
 
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func noFile(t *testing.T, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
@@ -136,7 +129,7 @@ func TestFetchNormal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs from the served data")
 	}
 	noFile(t, filepath.Join(dir, "blob.bin.part"))
@@ -172,7 +165,7 @@ func TestFetchResumesAfterCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs from the served data")
 	}
 	r := s.requests()
@@ -199,7 +192,7 @@ func TestFetchResumesAcrossCalls(t *testing.T) {
 		t.Fatalf("first fetch: err = %v, want a failure naming the URL", err)
 	}
 	part := filepath.Join(dir, "blob.bin.part")
-	if got := readFile(t, part); !bytes.Equal(got, data[:n]) {
+	if got := testkit.ReadFile(t, part); !bytes.Equal(got, data[:n]) {
 		t.Fatalf(".part holds %d bytes, want the first %d", len(got), n)
 	}
 	noFile(t, filepath.Join(dir, "blob.bin"))
@@ -210,7 +203,7 @@ func TestFetchResumesAcrossCalls(t *testing.T) {
 	if r := s.requests(); len(r) != 2 || r[1] != fmt.Sprintf("bytes=%d-", n) {
 		t.Errorf("Range headers = %q, want the second to be bytes=%d-", r, n)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs from the served data")
 	}
 	noFile(t, part)
@@ -234,7 +227,7 @@ func TestFetchServerIgnoresRange(t *testing.T) {
 	if res.Resumed != 0 {
 		t.Errorf("Resumed = %d after a 200, want 0", res.Resumed)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs from the served data")
 	}
 }
@@ -256,7 +249,7 @@ func TestFetchPartAlreadyComplete(t *testing.T) {
 	if !res.Verified || res.Resumed != int64(len(data)) {
 		t.Errorf("result = %+v", res)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs")
 	}
 }
@@ -276,7 +269,7 @@ func TestFetchPartTooLong(t *testing.T) {
 	if r := s.requests(); len(r) != 2 || r[0] != "bytes=60000-" || r[1] != "" {
 		t.Errorf("Range headers = %q, want a 416 then a fresh download", r)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs")
 	}
 }
@@ -317,7 +310,7 @@ func TestFetchMismatchAfterResumeRestarts(t *testing.T) {
 	if r := s.requests(); len(r) != 2 || r[0] != "bytes=30000-" || r[1] != "" {
 		t.Errorf("Range headers = %q", r)
 	}
-	if got := readFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, filepath.Join(dir, "blob.bin")); !bytes.Equal(got, data) {
 		t.Fatal("final file differs")
 	}
 }
@@ -457,7 +450,7 @@ func TestFetchCancel(t *testing.T) {
 	if !strings.Contains(err.Error(), part) {
 		t.Errorf("error %q does not say where the partial download is", err)
 	}
-	if got := readFile(t, part); !bytes.Equal(got, data[:n]) {
+	if got := testkit.ReadFile(t, part); !bytes.Equal(got, data[:n]) {
 		t.Fatalf(".part holds %d bytes, want the first %d", len(got), n)
 	}
 	if _, err := Fetch(t.Context(), entryFor(data, s.url()), dir, fast()); err != nil {
@@ -525,7 +518,7 @@ func TestFetchExistingFile(t *testing.T) {
 	if !errors.As(err, &me) || me.Path != final || me.URL != "" {
 		t.Fatalf("err = %v, want a mismatch of the file already there", err)
 	}
-	if got := readFile(t, final); !bytes.Equal(got, bad) {
+	if got := testkit.ReadFile(t, final); !bytes.Equal(got, bad) {
 		t.Error("the existing file was changed without Force")
 	}
 	if n := len(s.requests()); n != 0 {
@@ -536,7 +529,7 @@ func TestFetchExistingFile(t *testing.T) {
 	if _, err := Fetch(t.Context(), entryFor(data, s.url()), dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, final); !bytes.Equal(got, data) {
+	if got := testkit.ReadFile(t, final); !bytes.Equal(got, data) {
 		t.Error("Force did not replace the file")
 	}
 }

@@ -14,38 +14,19 @@ import (
 	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
-// onlyFiles fails unless dir holds exactly the names given.
-func onlyFiles(t *testing.T, dir string, names ...string) {
+// checkFile fails unless path holds content with the permission bits perm.
+func checkFile(t *testing.T, path string, content []byte, perm os.FileMode) {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
+	if got := testkit.ReadFile(t, path); !bytes.Equal(got, content) {
+		t.Fatalf("%s holds %d bytes %.20q, want %d bytes %.20q", path, len(got), got, len(content), content)
 	}
-	var got []string
-	for _, e := range ents {
-		got = append(got, e.Name())
-	}
-	if strings.Join(got, ",") != strings.Join(names, ",") {
-		t.Fatalf("folder holds %q, want %q (a temporary file left behind?)", got, names)
-	}
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mode(t *testing.T, path string) os.FileMode {
-	t.Helper()
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Mode().Perm()
+	if m := st.Mode().Perm(); m != perm {
+		t.Fatalf("%s has mode %v, want %v", path, m, perm)
+	}
 }
 
 func TestWriteFileReplaces(t *testing.T) {
@@ -54,25 +35,18 @@ func TestWriteFileReplaces(t *testing.T) {
 	if err := WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if m := mode(t, path); m != 0o600 {
-		t.Fatalf("new file mode %v, want 0600", m)
-	}
+	checkFile(t, path, []byte("old"), 0o600)
+	// KeepMode keeps the replaced file's 0600.
 	if err := WriteFile(path, []byte("new content"), KeepMode); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, path); string(got) != "new content" {
-		t.Fatalf("content %q", got)
-	}
-	if m := mode(t, path); m != 0o600 {
-		t.Fatalf("KeepMode gave %v, want the replaced file's 0600", m)
-	}
+	checkFile(t, path, []byte("new content"), 0o600)
+	// An explicit mode replaces it.
 	if err := WriteFile(path, []byte("x"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if m := mode(t, path); m != 0o640 {
-		t.Fatalf("explicit mode gave %v, want 0640", m)
-	}
-	onlyFiles(t, dir, "f.json")
+	checkFile(t, path, []byte("x"), 0o640)
+	testkit.OnlyFiles(t, dir, "f.json")
 }
 
 func TestKeepModeNewFile(t *testing.T) {
@@ -81,12 +55,7 @@ func TestKeepModeNewFile(t *testing.T) {
 	if err := WriteFile(path, nil, KeepMode); err != nil {
 		t.Fatal(err)
 	}
-	if m := mode(t, path); m != DefaultPerm {
-		t.Fatalf("new file with KeepMode: %v, want %v", m, DefaultPerm)
-	}
-	if got := readFile(t, path); len(got) != 0 {
-		t.Fatalf("content %q, want empty", got)
-	}
+	checkFile(t, path, nil, DefaultPerm)
 }
 
 func TestRelativePath(t *testing.T) {
@@ -95,10 +64,8 @@ func TestRelativePath(t *testing.T) {
 	if err := WriteFile("rel", []byte("r"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(dir, "rel")); string(got) != "r" {
-		t.Fatalf("content %q", got)
-	}
-	onlyFiles(t, dir, "rel")
+	checkFile(t, filepath.Join(dir, "rel"), []byte("r"), 0o644)
+	testkit.OnlyFiles(t, dir, "rel")
 }
 
 // TestFailedWrites injects a failure at every step before the rename: the
@@ -156,13 +123,8 @@ func TestFailedWrites(t *testing.T) {
 			if !errors.Is(err, boom) && !errors.Is(err, testkit.ErrDiskFull) {
 				t.Errorf("error %q does not wrap the cause", err)
 			}
-			if got := readFile(t, path); !bytes.Equal(got, old) {
-				t.Fatalf("old file changed: %d bytes", len(got))
-			}
-			if m := mode(t, path); m != 0o640 {
-				t.Fatalf("old file mode changed to %v", m)
-			}
-			onlyFiles(t, dir, "checkpoint")
+			checkFile(t, path, old, 0o640) // the old file, untouched
+			testkit.OnlyFiles(t, dir, "checkpoint")
 		})
 	}
 }
@@ -186,10 +148,8 @@ func TestFolderSync(t *testing.T) {
 	if !errors.Is(err, syscall.EIO) {
 		t.Fatalf("error %v, want EIO", err)
 	}
-	if got := readFile(t, path); string(got) != "b" {
-		t.Fatalf("content %q after the rename", got)
-	}
-	onlyFiles(t, dir, "f")
+	checkFile(t, path, []byte("b"), 0o644) // renamed before the failing sync
+	testkit.OnlyFiles(t, dir, "f")
 }
 
 func TestUnwritableFolder(t *testing.T) {
@@ -211,7 +171,7 @@ func TestUnwritableFolder(t *testing.T) {
 	if err := WriteFile(target, []byte("x"), 0o644); err == nil {
 		t.Fatal("renaming over a non-empty folder succeeded")
 	}
-	onlyFiles(t, dir, "d")
+	testkit.OnlyFiles(t, dir, "d")
 }
 
 func TestSyncFolderReal(t *testing.T) {

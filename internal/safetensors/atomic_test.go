@@ -25,22 +25,6 @@ func bigWriter(t *testing.T, fill float32) *Writer {
 	return w
 }
 
-// onlyFile checks dir holds exactly the file name (no temp files left).
-func onlyFile(t *testing.T, dir, name string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	if len(names) != 1 || names[0] != name {
-		t.Errorf("directory holds %q, want only %q", names, name)
-	}
-}
-
 func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ckpt.safetensors")
@@ -49,31 +33,25 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := WriteFileAtomic(path, old); err != nil {
 		t.Fatal(err)
 	}
-	oldBytes, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldBytes := testkit.ReadFile(t, path)
 	if want := mustBytes(t, old); !bytes.Equal(oldBytes, want) {
 		t.Fatal("written file differs from Writer.Bytes")
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o644 {
 		t.Errorf("new file mode = %v, want 0644", st.Mode().Perm())
 	}
-	onlyFile(t, dir, "ckpt.safetensors")
+	testkit.OnlyFiles(t, dir, "ckpt.safetensors")
 
 	// A write that fails midway leaves the old file intact and no temp file.
 	for _, n := range []int{0, 5, 100, 1 << 20, 1<<21 - 10} {
-		wrapTempWriter = func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, N: n} }
-		err := WriteFileAtomic(path, bigWriter(t, 2))
-		wrapTempWriter = func(w io.Writer) io.Writer { return w }
+		err := WriteFileAtomicThrough(path, bigWriter(t, 2), func(w io.Writer) io.Writer { return &testkit.FailAfter{W: w, N: n} })
 		if !errors.Is(err, testkit.ErrDiskFull) || !strings.Contains(err.Error(), "writing "+path) {
 			t.Errorf("failing after %d bytes: err = %v", n, err)
 		}
-		got, rerr := os.ReadFile(path)
-		if rerr != nil || !bytes.Equal(got, oldBytes) {
+		if got := testkit.ReadFile(t, path); !bytes.Equal(got, oldBytes) {
 			t.Errorf("failing after %d bytes: old file changed", n)
 		}
-		onlyFile(t, dir, "ckpt.safetensors")
+		testkit.OnlyFiles(t, dir, "ckpt.safetensors")
 	}
 
 	// A writer whose header cannot be built fails before touching the disk.
@@ -82,7 +60,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := WriteFileAtomic(path, bad); err == nil {
 		t.Error("invalid metadata: no error")
 	}
-	onlyFile(t, dir, "ckpt.safetensors")
+	testkit.OnlyFiles(t, dir, "ckpt.safetensors")
 
 	// Replacing keeps the old file's permissions.
 	if err := os.Chmod(path, 0o600); err != nil {
@@ -101,7 +79,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Errorf("replaced file mode = %v, want 0600", st.Mode().Perm())
 	}
-	onlyFile(t, dir, "ckpt.safetensors")
+	testkit.OnlyFiles(t, dir, "ckpt.safetensors")
 }
 
 func TestWriteFileAtomicRenameFails(t *testing.T) {
@@ -115,7 +93,7 @@ func TestWriteFileAtomicRenameFails(t *testing.T) {
 	if err := WriteFileAtomic(target, bigWriter(t, 1)); err == nil {
 		t.Fatal("rename over a directory: no error")
 	}
-	onlyFile(t, dir, "out")
+	testkit.OnlyFiles(t, dir, "out")
 	if _, err := os.Stat(filepath.Join(target, "keep")); err != nil {
 		t.Error("target directory damaged")
 	}

@@ -254,10 +254,6 @@ func (w *Writer) Bytes() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// wrapTempWriter lets tests inject a failing writer between WriteTo and
-// the temporary file in WriteFileAtomic.
-var wrapTempWriter = func(w io.Writer) io.Writer { return w }
-
 // WriteFileAtomic writes w to path so that path holds either the old file
 // or the complete new one, never a mix (internal/atomicfile): it writes a
 // temporary file in the same directory, syncs it, renames it over path and
@@ -281,7 +277,7 @@ func WriteFileAtomicThrough(path string, w *Writer, wrap func(io.Writer) io.Writ
 		if wrap != nil {
 			out = wrap(out)
 		}
-		bw := bufio.NewWriterSize(wrapTempWriter(out), 1<<20)
+		bw := bufio.NewWriterSize(out, 1<<20)
 		if _, err := w.writeTo(bw, hdr); err != nil {
 			return err
 		}

@@ -32,17 +32,28 @@ func (r *recordTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-// call runs SkipOrFailNoGPU on a goroutine of its own, as Skipf and
+func (r *recordTB) Fatal(args ...any) {
+	r.failed = true
+	r.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+// record runs f with a recordTB on a goroutine of its own, as Skipf and
 // Fatalf end the goroutine that calls them.
-func call(t *testing.T, err error) *recordTB {
+func record(t *testing.T, f func(tb testing.TB)) *recordTB {
 	r := &recordTB{TB: t}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		SkipOrFailNoGPU(r, err)
+		f(r)
 	}()
 	<-done
 	return r
+}
+
+// call runs SkipOrFailNoGPU with a recordTB.
+func call(t *testing.T, err error) *recordTB {
+	return record(t, func(tb testing.TB) { SkipOrFailNoGPU(tb, err) })
 }
 
 func TestSkipOrFailNoGPU(t *testing.T) {

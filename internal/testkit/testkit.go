@@ -1,7 +1,7 @@
 // Package testkit holds helpers that tests of several packages share: heap
 // accounting for allocation checks, scratch directories for fuzz targets,
-// a writer that fails like a full disk, and the relative error that
-// parity tests compare with.
+// a writer that fails like a full disk, reading a file or a folder's names
+// or failing, and the relative error that parity tests compare with.
 package testkit
 
 import (
@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"runtime/metrics"
+	"slices"
 	"testing"
 )
 
@@ -57,6 +58,35 @@ func (f *FailAfter) Write(p []byte) (int, error) {
 	k, _ := f.W.Write(p[:f.N])
 	f.N = 0
 	return k, ErrDiskFull
+}
+
+// ReadFile returns the content of the file at path, failing t when it
+// cannot be read.
+func ReadFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// OnlyFiles fails t unless the folder dir holds exactly the entries names
+// (in sorted order): what an atomic write must leave behind, with no
+// temporary file.
+func OnlyFiles(t testing.TB, dir string, names ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(ents))
+	for i, e := range ents {
+		got[i] = e.Name()
+	}
+	if !slices.Equal(got, names) {
+		t.Fatalf("%s holds %q, want %q (a temporary file left behind?)", dir, got, names)
+	}
 }
 
 // RelErr is ‖a − b‖ / ‖b‖ (or ‖a‖ when b is zero).
