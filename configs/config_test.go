@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/dataset"
 )
 
 func TestDefaultValid(t *testing.T) {
@@ -85,6 +87,9 @@ func TestBuiltinFiles(t *testing.T) {
 				}
 			case slices.Contains(datasets, name):
 				paper(t, c)
+				if c.Data.TestFraction != dataset.DefaultTestFraction {
+					t.Errorf("data.test_fraction = %v, not dataset.DefaultTestFraction = %v (what Load holds out)", c.Data.TestFraction, dataset.DefaultTestFraction)
+				}
 				if c.Data.Dataset != name || c.Train.Condition != "pad" {
 					t.Errorf("dataset %q condition %q", c.Data.Dataset, c.Train.Condition)
 				}
@@ -473,6 +478,24 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%v: Validate() = %v", kvs, err)
 		}
 	}
+	// data.test_fraction: (0, 1) for a folder; 0 (unset) is accepted for
+	// the other sets, which ignore it, but nothing else out of range.
+	for _, tc := range []struct {
+		dataset string
+		f       float64
+		ok      bool
+	}{
+		{"folder", 0.2, true}, {"folder", 0.99, true}, {"folder", 0, false}, {"folder", 1, false}, {"folder", -0.1, false},
+		{"embedded", 0, true}, {"cifar10", 0.5, true}, {"cifar10", 1, false}, {"embedded", -0.1, false}, {"svhn", math.NaN(), false},
+	} {
+		c := Default()
+		c.Data.Dataset, c.Data.TestFraction = tc.dataset, tc.f
+		err := c.Validate()
+		if tc.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "data.test_fraction = ") {
+			t.Errorf("%s, test_fraction %v: Validate() = %v", tc.dataset, tc.f, err)
+		}
+	}
+
 	c := Default()
 	c.Seed = math.MaxUint64
 	c.Train.LRE = math.NaN()

@@ -39,11 +39,7 @@ func LoadFolder(root string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := make([]int, len(f.paths))
-	for i := range all {
-		all[i] = i
-	}
-	return f.subset(all, f.gray), nil
+	return f.subset(indices(len(f.paths)), f.gray), nil
 }
 
 // folderImages is a folder of labelled images decoded to 32×32 RGB.

@@ -1,13 +1,13 @@
 package dataset
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -46,7 +46,8 @@ func LoadSplit(name, root string, testFraction float64) (train, test *Set, split
 // the split depends neither on the seed nor on the order in which the file
 // system lists the files, and an image keeps its side when others are
 // added or removed. Images keep the sorted order of LoadFolder in both
-// sets. With few images per class the test set may be empty. Both sets have C = 1 only when every image of both is grayscale.
+// sets. With few images per class the test set may be empty. Both sets
+// have C = 1 only when every image of both is grayscale.
 func LoadFolderSplit(root string, testFraction float64) (train, test *Set, split string, err error) {
 	trainDir, testDir := filepath.Join(root, "train"), filepath.Join(root, "test")
 	if dirExists(trainDir) && dirExists(testDir) {
@@ -87,6 +88,10 @@ func holdOut(paths []string, labels []uint8, classes int, fraction float64) (tra
 	for i, l := range labels {
 		byClass[l] = append(byClass[l], i)
 	}
+	hash := make([]uint64, len(paths))
+	for i, p := range paths {
+		hash[i] = pathHash(p)
+	}
 	isTest := make([]bool, len(paths))
 	for _, idx := range byClass {
 		n := len(idx)
@@ -94,15 +99,10 @@ func holdOut(paths []string, labels []uint8, classes int, fraction float64) (tra
 		if k <= 0 {
 			continue
 		}
-		order := slices.Clone(idx)
-		sort.Slice(order, func(a, b int) bool {
-			ha, hb := pathHash(paths[order[a]]), pathHash(paths[order[b]])
-			if ha != hb {
-				return ha < hb
-			}
-			return paths[order[a]] < paths[order[b]]
+		slices.SortFunc(idx, func(a, b int) int {
+			return cmp.Or(cmp.Compare(hash[a], hash[b]), strings.Compare(paths[a], paths[b]))
 		})
-		for _, i := range order[:k] {
+		for _, i := range idx[:k] {
 			isTest[i] = true
 		}
 	}

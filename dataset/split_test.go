@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// makeClasses writes n grayscale PNGs per class under root, image k of
-// class c with seed 100c+k, and returns each image's pixels after loading
-// (by "<class>/<file>").
+// makeClasses writes n grayscale PNGs per class under root/<class>, image
+// k (img<k>.png) of the class at position c with seed 100c+k, writing the
+// images of a class in reverse order when reverse is set.
 func makeClasses(t *testing.T, root string, classes []string, n int, reverse bool) {
 	t.Helper()
 	for ci, c := range classes {
