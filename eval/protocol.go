@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pad-dreaming/pad/dataset"
@@ -13,38 +14,25 @@ import (
 	"github.com/pad-dreaming/pad/metrics"
 )
 
-// Evaluation is one of the evaluations of pad eval.
-type Evaluation struct {
-	// Name selects it on the command line and names it in errors.
-	Name string
-	// Summary says in one line what it measures and writes.
-	Summary string
-}
-
 // All is the name that selects every evaluation, in the order of
 // Evaluations.
 const All = "all"
 
-// evaluations is the protocol, in the order All runs it.
-var evaluations = []Evaluation{
-	{"linear", "the linear probe: z = E(x) of the whole training set, a linear layer nz→10 trained with plain SGD (lr 0.2, batch 64, 20 epochs); test and train accuracy"},
-	{"occlusion", "the same probe (trained on clean features) on test images occluded with tiles of 4 at p = 0, 0.1, …, 1.0 (Figure 5); writes occlusion.csv and occlusion.png"},
-	{"latent", "intra/inter-class distance ratio and clean–occluded/inter-class ratio (30 % occlusion, tile 4) of the latents (Figure 6e–f)"},
-	{"pca", "PNG scatter of the first two principal components of the test latents, clean (filled) and 30 %-occluded (open) (Figure 6)"},
-	{"plots", "PNG plots of the run's losses per epoch (Appendix 1) and of the probe accuracy per epoch (Figure 4)"},
-	{"export", "the latents and labels of both sets as .npy files for numpy"},
-}
+// evaluations names the evaluations of pad eval, each an Evaluator method
+// (Linear, Occlusion, Latent, PCA, Plots, Export), in the order All runs
+// them.
+var evaluations = []string{"linear", "occlusion", "latent", "pca", "plots", "export"}
 
-// Evaluations returns the evaluations of pad eval in the order All runs
-// them (a fresh copy).
-func Evaluations() []Evaluation { return append([]Evaluation(nil), evaluations...) }
+// Evaluations returns the names of the evaluations of pad eval in the
+// order All runs them (a fresh copy).
+func Evaluations() []string { return slices.Clone(evaluations) }
 
 // Select returns the names of the evaluations what stands for: every one
 // for All, what alone for the name of one; ok is false for anything else.
 func Select(what string) (names []string, ok bool) {
-	for _, ev := range evaluations {
-		if what == All || what == ev.Name {
-			names = append(names, ev.Name)
+	for _, name := range evaluations {
+		if what == All || what == name {
+			names = append(names, name)
 		}
 	}
 	return names, len(names) > 0

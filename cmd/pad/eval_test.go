@@ -1,15 +1,22 @@
 package main
 
 import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pad-dreaming/pad/dataset"
 	"github.com/pad-dreaming/pad/eval"
+	"github.com/pad-dreaming/pad/train"
 )
 
-// evalUsageText is pad eval's help text as it was written by hand before
-// its list of evaluations came from package eval; the generated text must
-// not drift from it.
+// evalUsageText is pad eval's help text, which must not change by
+// accident.
 const evalUsageText = `
 Usage: pad eval <what> [flags] RUN
 
@@ -36,6 +43,14 @@ Results are printed and written to RUN/eval/.
 func TestEvalUsageUnchanged(t *testing.T) {
 	if evalUsage != evalUsageText {
 		t.Errorf("pad eval usage is\n%s\nwant\n%s", evalUsage, evalUsageText)
+	}
+	// It lists every evaluation of package eval, and all, in their order.
+	var listed []string
+	for _, m := range regexp.MustCompile(`(?m)^  ([a-z]+) +\S`).FindAllStringSubmatch(evalUsage, -1) {
+		listed = append(listed, m[1])
+	}
+	if want := append(eval.Evaluations(), eval.All); !slices.Equal(listed, want) {
+		t.Errorf("pad eval usage lists %v, want %v", listed, want)
 	}
 	for _, args := range [][]string{{"eval", "--help"}, {"eval", "pca", "--help"}} {
 		code, out, _ := runPad(t, args...)
@@ -66,17 +81,113 @@ func TestEvalChoices(t *testing.T) {
 // Every evaluation of package eval is printed by pad eval, and nothing
 // else is.
 func TestEvalReportsCoverEvaluations(t *testing.T) {
-	evs := eval.Evaluations()
-	if len(evalReports) != len(evs) {
-		t.Errorf("%d reports for %d evaluations", len(evalReports), len(evs))
+	names := eval.Evaluations()
+	if len(evalReports) != len(names) {
+		t.Errorf("%d reports for %d evaluations", len(evalReports), len(names))
 	}
-	for _, ev := range evs {
-		if evalReports[ev.Name] == nil {
-			t.Errorf("no report for evaluation %q", ev.Name)
+	for _, name := range names {
+		if evalReports[name] == nil {
+			t.Errorf("no report for evaluation %q", name)
 		}
+	}
+	for _, name := range append(names, eval.All) {
 		e := &env{checkOnly: true}
-		if err := cmdEval([]string{ev.Name, "RUN"}, e); err != errChecked {
-			t.Errorf("pad eval %s RUN: %v", ev.Name, err)
+		if err := cmdEval([]string{name, "RUN"}, e); err != errChecked {
+			t.Errorf("pad eval %s RUN: %v", name, err)
 		}
+	}
+}
+
+// countingEncoder counts the encodings of the encoder it wraps by set
+// (train, test, or a subset: other), size and occlusion.
+type countingEncoder struct {
+	eval.Encoder
+	train, test *dataset.Set
+	calls       map[string]int
+}
+
+func (c *countingEncoder) Encode(set *dataset.Set, occ *eval.Occlusion) (eval.Features, error) {
+	name := "other"
+	switch set {
+	case c.train:
+		name = "train"
+	case c.test:
+		name = "test"
+	}
+	key := fmt.Sprintf("%s/%d clean", name, set.N)
+	if occ != nil {
+		key = fmt.Sprintf("%s/%d p=%g", name, set.N, occ.P)
+	}
+	c.calls[key]++
+	return c.Encoder.Encode(set, occ)
+}
+
+// pad eval all on a small run encodes each set clean once, prints every
+// evaluation in order and writes every file.
+func TestEvalAllEncodesEachSetOnce(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	code, _, e := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
+		"--set", "name=small", "--set", "model.nf=4", "--set", "model.nz=8", "--set", "train.batch=16",
+		"--set", "data.train_limit=64", "--set", "data.test_limit=32", "--set", "train.epochs=1", "--set", "eval.every=0")
+	if code != exitOK {
+		t.Fatalf("train: code %d\n%s", code, e)
+	}
+	run := filepath.Join(runs, "small")
+
+	var enc *countingEncoder
+	orig := runEncoder
+	runEncoder = func(r *train.SavedRun) eval.Encoder {
+		enc = &countingEncoder{Encoder: orig(r), train: r.Train, test: r.Test, calls: map[string]int{}}
+		return enc
+	}
+	t.Cleanup(func() { runEncoder = orig })
+
+	code, out, e := runPad(t, "eval", "all", run, "--device", "cpu", "--probe-epochs", "1", "--points", "16")
+	if code != exitOK || enc == nil {
+		t.Fatalf("eval all: code %d\n%s%s", code, out, e)
+	}
+	want := map[string]int{
+		"train/64 clean": 1, "test/32 clean": 1,
+		"train/64 p=0.3": 1, // latent
+		"other/16 p=0.3": 1, // pca: its clean codes are the test set's first rows
+	}
+	for _, p := range eval.OcclusionGrid() {
+		want[fmt.Sprintf("test/32 p=%g", p)]++
+	}
+	if !maps.Equal(enc.calls, want) {
+		t.Errorf("encodings %v, want %v", enc.calls, want)
+	}
+
+	dir := filepath.Join(run, "eval")
+	lines := []string{
+		`linear probe \(1 epochs, lr [0-9.]+, batch \d+, seed \d+\): test accuracy [0-9.]+% \(all 32 test images: [0-9.]+%\), train accuracy [0-9.]+%`,
+		`occlusion \(tile \d+\): p  test accuracy`,
+	}
+	for _, p := range eval.OcclusionGrid() {
+		lines = append(lines, fmt.Sprintf(`  %.1f  [0-9.]+%%`, p))
+	}
+	q := func(name string) string { return regexp.QuoteMeta(filepath.Join(dir, name)) }
+	lines = append(lines,
+		`wrote `+q("occlusion.csv")+` and `+q("occlusion.png"),
+		`latent organisation \(training set\): intra/inter-class distance \S+, clean–occluded/inter-class \S+ \(mean distances: intra \S+, inter \S+, clean–occluded \S+\)`,
+		`PCA of 16 test latents: explained variance \S+ and \S+; wrote `+q("pca.png"),
+		`wrote `+q("losses.png"),
+		`wrote `+q("z_train.npy")+` \(64×8 float32\) and `+q("y_train.npy")+` \(64 int64\)`,
+		`wrote `+q("z_test.npy")+` \(32×8 float32\) and `+q("y_test.npy")+` \(32 int64\)`,
+	)
+	if !regexp.MustCompile(`\A` + strings.Join(lines, `\n`) + `\n\z`).MatchString(out) {
+		t.Errorf("eval all printed\n%s\nwant lines matching\n%s", out, strings.Join(lines, "\n"))
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Name())
+	}
+	if wantFiles := []string{"latent.json", "linear.json", "losses.png", "occlusion.csv", "occlusion.png", "pca.png",
+		"y_test.npy", "y_train.npy", "z_test.npy", "z_train.npy"}; !slices.Equal(got, wantFiles) {
+		t.Errorf("eval all wrote %v, want %v", got, wantFiles)
 	}
 }
