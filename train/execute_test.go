@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +87,7 @@ func TestExecute(t *testing.T) {
 		t.Errorf("opens %d, closes %d, Interrupts %d (after the first line: %v), stops %d; want 1 each, after it",
 			p.opens, p.closes, p.interrupts, p.headerFirst, p.stops)
 	}
-	data, err := LoadSets(cfg)
+	data, err := LoadData(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,27 +172,61 @@ func TestExecuteFailsBeforeTheRun(t *testing.T) {
 		}
 	}
 
-	// A run with a checkpoint is refused without --resume, and its
-	// directory stays as it was.
+	// A run with a checkpoint is refused without --resume, and so is its
+	// resumption with another config; its directory stays as it was (but
+	// for the lock file, which the preflight takes and releases).
 	if _, err := run(t, tiny(t, "train.max_iters=1"), dir, false, context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	before, err := os.ReadFile(filepath.Join(dir, CheckpointName))
-	if err != nil {
-		t.Fatal(err)
+	before := filesIn(t, dir)
+	if _, ok := before[CheckpointName]; !ok {
+		t.Fatalf("no checkpoint in %s: %v", dir, before)
 	}
-	var p jobProbe
-	if _, err := Execute(context.Background(), p.job(tiny(t), dir, false)); err == nil || !strings.Contains(err.Error(), "already has a checkpoint") {
-		t.Errorf("a second run without --resume: %v", err)
-	}
-	if p.opens != 0 {
-		t.Errorf("%d backends opened for a refused run", p.opens)
-	}
-	if after, err := os.ReadFile(filepath.Join(dir, CheckpointName)); err != nil || !bytes.Equal(after, before) {
-		t.Errorf("the refused run changed the checkpoint (%v)", err)
+	for _, c := range []struct {
+		name   string
+		cfg    configs.Config
+		resume bool
+		want   string
+	}{
+		{"a second run without --resume", tiny(t), false, "already has a checkpoint"},
+		{"--resume with another config", tiny(t, "model.nz=16"), true, "different config"},
+	} {
+		var p jobProbe
+		if _, err := Execute(context.Background(), p.job(c.cfg, dir, c.resume)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+		if p.opens != 0 || p.log.Len() != 0 {
+			t.Errorf("%s: %d backends opened, log %q", c.name, p.opens, p.log.String())
+		}
+		if after := filesIn(t, dir); !maps.Equal(after, before) {
+			t.Errorf("%s changed the run directory", c.name)
+		}
 	}
 
 	if _, err := Execute(context.Background(), Job{Config: tiny(t), Dir: filepath.Join(base, "y")}); err == nil {
 		t.Error("a Job without OpenBackend was accepted")
 	}
+}
+
+// filesIn maps the path (under dir) of each file in dir but the lock file
+// to its content.
+func filesIn(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() == ".lock" {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		files[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

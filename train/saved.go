@@ -56,14 +56,14 @@ func ReadSavedRun(dir string) (*SavedRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
-	tr, te, err := LoadData(cfg)
+	data, err := LoadData(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
 	if _, err := Condition(cfg); err != nil {
 		return nil, err
 	}
-	return &SavedRun{Dir: dir, Config: cfg, Checkpoint: ckpt, Train: tr, Test: te}, nil
+	return &SavedRun{Dir: dir, Config: cfg, Checkpoint: ckpt, Train: data.Train, Test: data.Test}, nil
 }
 
 // Build rebuilds the run's model on b with the checkpoint's weights, and

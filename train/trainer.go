@@ -52,8 +52,8 @@ type Options struct {
 	Backend  backend.Backend // where the model lives
 	Log      io.Writer       // progress and notices (nil: discard)
 	Progress ProgressMode
-	// Data holds the sets Preflight loaded for this Config; nil makes New
-	// run Preflight itself.
+	// Data holds the sets Preflight loaded for this Config and Dir (which
+	// it checked); nil makes New run Preflight itself.
 	Data *Data
 }
 
@@ -91,7 +91,7 @@ func Preflight(cfg configs.Config, dir string, resume bool) (*Data, error) {
 	if _, err := checkpointToResume(cfg, dir, resume); err != nil {
 		return nil, err
 	}
-	return LoadSets(cfg)
+	return LoadData(cfg)
 }
 
 // checkpointToResume applies the rule on dir's checkpoint: with resume
@@ -133,10 +133,7 @@ type Trainer struct {
 	unlock  func()
 	log     io.Writer
 	pos     Position
-	started time.Time
-	elapsed float64 // seconds of training before this process (resumed runs)
 	enc     *eval.FrozenEncoder
-	prog    *progress
 	win, ep window // the iterations not yet logged, and those of the epoch so far
 
 	// Samples lists the image files written so far.
@@ -154,8 +151,6 @@ func New(opt Options) (_ *Trainer, err error) {
 		if data, err = Preflight(cfg, opt.Dir, opt.Resume); err != nil {
 			return nil, err
 		}
-	} else if err := cfg.Validate(); err != nil {
-		return nil, err
 	}
 	log := opt.Log
 	if log == nil {
@@ -298,18 +293,8 @@ func (t *Trainer) openMetrics(resumed bool) error {
 }
 
 // LoadData loads the configured training and test sets, cut to the
-// configured limits.
-func LoadData(cfg configs.Config) (train, test *dataset.Set, err error) {
-	d, err := LoadSets(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return d.Train, d.Test, nil
-}
-
-// LoadSets loads the configured training and test sets, cut to the
 // configured limits, and says where the test set comes from.
-func LoadSets(cfg configs.Config) (*Data, error) {
+func LoadData(cfg configs.Config) (*Data, error) {
 	d := cfg.Data
 	train, test, split, err := dataset.LoadSplit(d.Dataset, d.Dir(), d.TestFraction)
 	if err != nil {
@@ -424,9 +409,11 @@ var statPhase = [phases.NumStats][2]string{
 
 // runState is what one call of Run carries from iteration to iteration.
 type runState struct {
-	sum   Summary
-	start time.Time // when the call began
-	bpe   int       // batches per epoch
+	sum     Summary
+	started time.Time // when the call began
+	elapsed float64   // seconds of training before this call (resumed runs)
+	bpe     int       // batches per epoch
+	prog    *progress
 	// On backends that copy behind the host (backend.AsyncReader), lag is
 	// true and an iteration's numbers are read after the next iteration is
 	// queued, so the device never waits for the host between iterations.
@@ -444,15 +431,18 @@ type runState struct {
 // stop ends the call early (interrupted, or its probe failed): the summary
 // gets the call's time, and err is returned.
 func (r *runState) stop(err error) error {
-	r.sum.Seconds = time.Since(r.start).Seconds()
+	r.sum.Seconds = time.Since(r.started).Seconds()
 	return err
 }
+
+// now returns the seconds of training so far, across resumptions.
+func (r *runState) now() float64 { return r.elapsed + time.Since(r.started).Seconds() }
 
 // Run trains until the configured epochs (or train.max_iters) are done, or
 // ctx is cancelled (then it checkpoints and returns ErrInterrupted).
 func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 	cfg := t.cfg
-	r := &runState{bpe: t.feed.loader.BatchesPerEpoch()}
+	r := &runState{sum: Summary{ProbeAcc: math.NaN()}, bpe: t.feed.loader.BatchesPerEpoch()}
 	// A batch fetched ahead for an iteration that did not run goes back,
 	// so that the next Run (or a resume) starts with it.
 	defer func() {
@@ -460,14 +450,20 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 			fmt.Fprintf(t.log, "warning: %v\n", err)
 		}
 	}()
-	r.sum = Summary{ProbeAcc: math.NaN()}
-	r.start = time.Now()
-	t.started = r.start
-	t.elapsed = t.previousTime()
-	t.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, r.bpe, cfg.Train.MaxIters)
-	defer t.prog.done()
+	r.started = time.Now()
+	// The records of the earlier processes: the time they trained, and the
+	// probes they ran.
+	recs, _, err := metrics.ReadFile(filepath.Join(t.opt.Dir, metrics.FileName))
+	if err != nil {
+		recs = nil
+	}
+	if len(recs) > 0 {
+		r.elapsed = recs[len(recs)-1].Time
+	}
+	r.prog = newProgress(t.log, t.opt.Progress, cfg.Train.Epochs, r.bpe, cfg.Train.MaxIters)
+	defer r.prog.done()
 
-	if err := t.probeMissing(ctx, r); err != nil {
+	if err := t.probeMissing(ctx, r, recs); err != nil {
 		return r.sum, err
 	}
 	r.lastLog = time.Now()
@@ -490,15 +486,15 @@ func (t *Trainer) Run(ctx context.Context) (Summary, error) {
 }
 
 // probeMissing runs, before the first iteration of a Run, a probe that is
-// due at the run's position but missing from metrics.jsonl: that of the
-// untrained encoder (the first point of the accuracy curve), or that of an
-// epoch whose end was checkpointed but whose probe was interrupted.
-func (t *Trainer) probeMissing(ctx context.Context, r *runState) error {
+// due at the run's position but missing from recs (metrics.jsonl): that of
+// the untrained encoder (the first point of the accuracy curve), or that of
+// an epoch whose end was checkpointed but whose probe was interrupted.
+func (t *Trainer) probeMissing(ctx context.Context, r *runState, recs []metrics.Record) error {
 	cfg := t.cfg
-	if !(t.pos.Index == 0 && cfg.Eval.Every > 0 && t.pos.Epoch%cfg.Eval.Every == 0 && !t.probed(t.pos.Epoch)) {
+	if !(t.pos.Index == 0 && cfg.Eval.Every > 0 && t.pos.Epoch%cfg.Eval.Every == 0 && !probed(recs, t.pos.Epoch)) {
 		return nil
 	}
-	acc, err := t.probe(ctx, t.pos.Epoch)
+	acc, err := t.probe(ctx, r, t.pos.Epoch)
 	if errors.Is(err, ErrInterrupted) && !fileExists(filepath.Join(t.opt.Dir, CheckpointName)) {
 		// Interrupted before anything was trained: a checkpoint of the
 		// start, so that --resume works as the message says.
@@ -602,7 +598,7 @@ func (t *Trainer) settle(r *runState, pending int) error {
 	r.sum.Iters++
 	t.win.add(stats)
 	t.ep.add(stats)
-	t.prog.update(p.pos, stats)
+	r.prog.update(p.pos, stats)
 	return nil
 }
 
@@ -612,10 +608,10 @@ func (t *Trainer) settle(r *runState, pending int) error {
 func (t *Trainer) logWindow(r *runState) error {
 	now := time.Now()
 	rate := float64(t.pos.Iter-r.lastIter) / now.Sub(r.lastLog).Seconds()
-	if err := t.metrics.Write(t.win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, t.now(), rate)); err != nil {
+	if err := t.metrics.Write(t.win.record(metrics.KindTrain, t.pos.Epoch, t.pos.Iter, r.now(), rate)); err != nil {
 		return err
 	}
-	t.prog.line(t.pos, t.win, rate)
+	r.prog.line(t.pos, t.win, rate)
 	t.win, r.lastLog, r.lastIter = window{}, now, t.pos.Iter
 	return nil
 }
@@ -630,7 +626,7 @@ func (t *Trainer) endEpoch(ctx context.Context, r *runState) error {
 	cfg := t.cfg
 	done := t.pos.Epoch + 1
 	if t.ep.n > 0 {
-		if err := t.metrics.Write(t.ep.record(metrics.KindEpoch, done, t.pos.Iter, t.now(), 0)); err != nil {
+		if err := t.metrics.Write(t.ep.record(metrics.KindEpoch, done, t.pos.Iter, r.now(), 0)); err != nil {
 			return err
 		}
 	}
@@ -648,7 +644,7 @@ func (t *Trainer) endEpoch(ctx context.Context, r *runState) error {
 		return r.stop(ErrInterrupted)
 	}
 	if cfg.Eval.Every > 0 && done%cfg.Eval.Every == 0 {
-		acc, err := t.probe(ctx, done)
+		acc, err := t.probe(ctx, r, done)
 		if err != nil {
 			return r.stop(err)
 		}
@@ -660,23 +656,11 @@ func (t *Trainer) endEpoch(ctx context.Context, r *runState) error {
 // finish ends a Run that trained what it was to: the summary gets the
 // call's time, and the last checkpoint and metrics are written.
 func (t *Trainer) finish(r *runState) error {
-	r.sum.Seconds = time.Since(r.start).Seconds()
+	r.sum.Seconds = time.Since(r.started).Seconds()
 	if err := t.checkpoint(); err != nil {
 		return err
 	}
 	return t.metrics.Sync()
-}
-
-// now returns the seconds of training so far, across resumptions.
-func (t *Trainer) now() float64 { return t.elapsed + time.Since(t.started).Seconds() }
-
-// previousTime reads the time of the last record of an earlier process.
-func (t *Trainer) previousTime() float64 {
-	recs, _, err := metrics.ReadFile(filepath.Join(t.opt.Dir, metrics.FileName))
-	if err != nil || len(recs) == 0 {
-		return 0
-	}
-	return recs[len(recs)-1].Time
 }
 
 func (t *Trainer) checkpoint() error {
@@ -691,12 +675,8 @@ func (t *Trainer) checkpoint() error {
 	return t.metrics.Sync()
 }
 
-// probed tells whether metrics.jsonl holds the probe of epoch.
-func (t *Trainer) probed(epoch int) bool {
-	recs, _, err := metrics.ReadFile(filepath.Join(t.opt.Dir, metrics.FileName))
-	if err != nil {
-		return false
-	}
+// probed tells whether recs hold the probe of epoch.
+func probed(recs []metrics.Record, epoch int) bool {
 	for _, r := range recs {
 		if r.Kind == metrics.KindProbe && r.Epoch == epoch {
 			return true
@@ -709,25 +689,25 @@ func (t *Trainer) probed(epoch int) bool {
 // probe on the training features and records its accuracies. When ctx is
 // done it stops between two batches of the encoding or two epochs of the
 // probe and returns ErrInterrupted; the run's last checkpoint stands.
-func (t *Trainer) probe(ctx context.Context, epoch int) (float64, error) {
+func (t *Trainer) probe(ctx context.Context, r *runState, epoch int) (float64, error) {
 	pc := ProbeSettings(t.cfg)
-	t.prog.probeStart(fmt.Sprintf("epoch %d: linear probe: encoding %d training and %d test images, then %d epochs of SGD",
+	r.prog.probeStart(fmt.Sprintf("epoch %d: linear probe: encoding %d training and %d test images, then %d epochs of SGD",
 		epoch, t.Train.N, t.Test.N, pc.Epochs))
 	began := time.Now()
 	res, err := ProbeContext(ctx, t.enc, t.Train, t.Test, pc)
 	if ctx.Err() != nil {
-		t.prog.message(fmt.Sprintf("epoch %d: linear probe interrupted after %.1f s", epoch, time.Since(began).Seconds()))
+		r.prog.message(fmt.Sprintf("epoch %d: linear probe interrupted after %.1f s", epoch, time.Since(began).Seconds()))
 		return 0, ErrInterrupted
 	}
 	if err != nil {
 		return 0, err
 	}
-	r := metrics.Record{Kind: metrics.KindProbe, Epoch: epoch, Iter: t.pos.Iter, Time: t.now(),
+	rec := metrics.Record{Kind: metrics.KindProbe, Epoch: epoch, Iter: t.pos.Iter, Time: r.now(),
 		TrainAcc: metrics.F(res.TrainAcc), TestAcc: metrics.F(res.TestAcc), TestAccAll: metrics.F(res.TestAccAll)}
-	if err := t.metrics.Write(r); err != nil {
+	if err := t.metrics.Write(rec); err != nil {
 		return 0, err
 	}
-	t.prog.message(fmt.Sprintf("epoch %d: linear probe test accuracy %.2f%% (train %.2f%%) in %.1f s", epoch, res.TestAcc, res.TrainAcc, time.Since(began).Seconds()))
+	r.prog.message(fmt.Sprintf("epoch %d: linear probe test accuracy %.2f%% (train %.2f%%) in %.1f s", epoch, res.TestAcc, res.TrainAcc, time.Since(began).Seconds()))
 	return res.TestAcc, nil
 }
 

@@ -365,3 +365,77 @@ func TestEvalReadsTheRunBeforeTheDevice(t *testing.T) {
 		t.Errorf("the device was opened %d times for a run without a checkpoint", *opens)
 	}
 }
+
+// pad train and pad sweep run train through one entry point
+// (train.Execute): each opens the device once, through openTrainBackend,
+// and prints the run's first line; for the same config they print the
+// same line and write the same checkpoint, byte for byte. A sweep run
+// whose data is missing fails before the device opens, and leaves no run
+// directory.
+func TestTrainAndSweepRunShareTheEntryPoint(t *testing.T) {
+	opens := countBackendOpens(t)
+	base := t.TempDir()
+	sweepRuns, trainRuns := filepath.Join(base, "sweep"), filepath.Join(base, "train")
+	const name = "embedded-pad-s1" // run 0 of tinySweep
+	sweepArgs := tinySweep(sweepRuns)
+	code, _, sweepLog := runPad(t, workerArgs(sweepArgs, "0", "--device", "cpu", "--progress", "none")...)
+	if code != exitOK {
+		t.Fatalf("sweep run: code %d\n%s", code, sweepLog)
+	}
+	if *opens != 1 {
+		t.Errorf("sweep run opened the device %d times, want 1", *opens)
+	}
+
+	trainArgs := []string{"train", "--runs", trainRuns, "--device", "cpu", "--progress", "none",
+		"--set", "name=" + name, "--set", "data.dataset=embedded", "--set", "train.condition=pad", "--set", "seed=1"}
+	for i, a := range sweepArgs {
+		if a == "--set" {
+			trainArgs = append(trainArgs, a, sweepArgs[i+1])
+		}
+	}
+	code, _, trainLog := runPad(t, trainArgs...)
+	if code != exitOK {
+		t.Fatalf("train: code %d\n%s", code, trainLog)
+	}
+	if *opens != 2 {
+		t.Errorf("pad train opened the device %d times, want 1", *opens-1)
+	}
+
+	// The run's first line, with the runs directory left out.
+	firstLine := func(log, runs string) string {
+		for _, l := range strings.Split(log, "\n") {
+			if strings.HasPrefix(l, "run "+filepath.Join(runs, name)+": ") {
+				return strings.TrimPrefix(l, "run "+runs)
+			}
+		}
+		return ""
+	}
+	if s, tr := firstLine(sweepLog, sweepRuns), firstLine(trainLog, trainRuns); s == "" || s != tr {
+		t.Errorf("first lines differ:\nsweep run: %s\ntrain:     %s\n--- sweep run's log:\n%s--- train's log:\n%s", s, tr, sweepLog, trainLog)
+	}
+	a, err := os.ReadFile(filepath.Join(sweepRuns, name, "checkpoint.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(trainRuns, name, "checkpoint.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("pad sweep run and pad train wrote different checkpoints for the same config")
+	}
+
+	failRuns := filepath.Join(base, "failing")
+	failing := tinySweep(failRuns, "--data", filepath.Join(base, "no-data"))
+	failing[2] = "mnist" // --datasets
+	code, _, errOut := runPad(t, workerArgs(failing, "0", "--device", "cpu", "--progress", "none")...)
+	if code != exitError || !strings.Contains(errOut, filepath.Join(base, "no-data")) {
+		t.Errorf("sweep run with its data missing: code %d (want %d)\n%s", code, exitError, errOut)
+	}
+	if *opens != 2 {
+		t.Errorf("the device was opened for a sweep run whose data is missing")
+	}
+	if _, err := os.Stat(failRuns); !os.IsNotExist(err) {
+		t.Errorf("%s exists after the failed sweep run (%v)", failRuns, err)
+	}
+}

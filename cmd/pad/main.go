@@ -194,7 +194,6 @@ func parse(fs *flag.FlagSet, args []string, e *env) error {
 		if err != nil {
 			return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
 		}
-
 		rest := fs.Args()
 		// Parse stops at the first positional argument, or after "--".
 		if len(rest) == 0 || len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {

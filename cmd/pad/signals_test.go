@@ -6,12 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pad-dreaming/pad/configs"
+	"github.com/pad-dreaming/pad/train"
 )
 
 // waitClosed reports whether c is closed within a few seconds.
@@ -124,5 +128,26 @@ func TestWithInterruptsSecondSignalKills(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "cancelled\n") || strings.Contains(string(out), "survived") {
 		t.Errorf("child output:\n%s", out)
+	}
+}
+
+// The training of pad train and pad sweep run (trainJob) is interrupted
+// through withInterrupts: a SIGTERM cancels the context of the Job's
+// Interrupts, and its stop ends the handling.
+func TestTrainJobInterrupts(t *testing.T) {
+	job := trainJob(&env{stderr: io.Discard}, configs.Default(), t.TempDir(), false, train.ProgressNone)
+	if job.Interrupts == nil {
+		t.Fatal("trainJob has no Interrupts")
+	}
+	ctx, stop := job.Interrupts(context.Background())
+	defer stop()
+	if ctx.Err() != nil {
+		t.Fatal("the context is done before any signal")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !waitClosed(ctx.Done()) {
+		t.Fatal("SIGTERM did not cancel the training's context")
 	}
 }
