@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/pad-dreaming/pad/internal/shell"
 )
 
 // Size is the side of every loaded image: sets are N×C×Size×Size.
@@ -185,25 +187,9 @@ func notFound(set, root, what string) error {
 func FetchCommand(name, root string) string {
 	cmd := "pad data fetch " + name
 	if root != "" && filepath.Clean(root) != filepath.Join("data", name) {
-		cmd += " --dir " + shellQuote(root)
+		cmd += " --dir " + shell.Quote(root)
 	}
 	return cmd
-}
-
-// shellQuote quotes s for a POSIX shell when it holds anything but
-// letters, digits and / . _ - + : , @ %.
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // loadFolderSide returns one side of LoadFolderSplit with the default

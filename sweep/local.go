@@ -14,6 +14,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pad-dreaming/pad/internal/shell"
 )
 
 // LogName is the file in each run directory that a local sweep appends
@@ -256,7 +258,7 @@ func (l Local) runOne(ctx context.Context, res *Result, extra []string, log io.W
 
 	args := append(l.Worker.Args(strconv.Itoa(res.Run.Index)), "--progress", "lines")
 	args = append(args, extra...)
-	fmt.Fprintf(lf, "=== %s: %s %s\n", time.Now().Format(time.RFC3339), filepath.Base(l.Exe), ShellJoin(args))
+	fmt.Fprintf(lf, "=== %s: %s %s\n", time.Now().Format(time.RFC3339), filepath.Base(l.Exe), shell.Join(args))
 
 	var out io.Writer = lf
 	if l.Tee {

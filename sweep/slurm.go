@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pad-dreaming/pad/internal/shell"
 )
 
 // Slurm describes the sbatch script WriteSlurm writes.
@@ -259,18 +261,18 @@ func writeSlurmExec(b *bytes.Buffer, w Worker, o Slurm) {
 		binds := ""
 		for _, d := range []string{w.RunsDir, w.Spec.DataDir} {
 			if path.IsAbs(d) {
-				binds += "--bind " + shellQuote(d) + " "
+				binds += "--bind " + shell.Quote(d) + " "
 			}
 		}
 		p("# Apptainer mounts the submit directory (the working directory) by default;\n")
 		p("# --nv brings in the host's NVIDIA driver.\n")
-		p("exec apptainer exec %s%s%s pad %s\n", nv, binds, shellQuote(img), args)
+		p("exec apptainer exec %s%s%s pad %s\n", nv, binds, shell.Quote(img), args)
 	default:
 		bin := o.Binary
 		if bin == "" {
 			bin = "pad"
 		}
-		p("PAD=${PAD:-%s} # the pad binary; override with PAD=/path/to/pad sbatch ...\n", shellQuote(bin))
+		p("PAD=${PAD:-%s} # the pad binary; override with PAD=/path/to/pad sbatch ...\n", shell.Quote(bin))
 		p("exec \"$PAD\" %s\n", args)
 	}
 }
@@ -294,7 +296,7 @@ func (w Worker) submitDirs() string {
 	return "the directory holding " + strings.Join(rel, " and ")
 }
 
-// shellLines joins args like ShellJoin, starting a continued line before
+// shellLines joins args like shell.Join, starting a continued line before
 // each flag (an argument beginning with "--") after the first.
 func shellLines(args []string) string {
 	var b strings.Builder
@@ -306,7 +308,7 @@ func shellLines(args []string) string {
 		default:
 			b.WriteString(" ")
 		}
-		b.WriteString(shellQuote(a))
+		b.WriteString(shell.Quote(a))
 	}
 	return b.String()
 }

@@ -167,17 +167,3 @@ func TestParseSlurmTime(t *testing.T) {
 		}
 	}
 }
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"train.epochs=50": "train.epochs=50",
-		"":                "''",
-		"a b":             "'a b'",
-		"it's":            `'it'\''s'`,
-		"$(x)":            "'$(x)'",
-	} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}

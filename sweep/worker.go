@@ -3,7 +3,6 @@ package sweep
 import (
 	"fmt"
 	"io"
-	"strings"
 )
 
 // Worker is the command every job of a sweep runs: `pad sweep run --index
@@ -63,32 +62,4 @@ func writeRunTable(w io.Writer, s Spec, prefix string) {
 		}
 		fmt.Fprintf(w, "%s  %*d  %s\n", prefix, width, r.Index, r.Name())
 	}
-}
-
-// shellQuote quotes s for a POSIX shell when it needs quoting.
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=,:+@%", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// ShellJoin joins args into a POSIX shell command line, quoting where
-// needed.
-func ShellJoin(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = shellQuote(a)
-	}
-	return strings.Join(q, " ")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/internal/cu"
+	"github.com/pad-dreaming/pad/internal/shell"
 	"github.com/pad-dreaming/pad/sweep"
 	"github.com/pad-dreaming/pad/train"
 )
@@ -146,7 +147,7 @@ func cmdSweep(args []string, e *env) error {
 		return sweepLocal(s, &f, *gpus, *parallel, e)
 	}
 
-	command := "pad sweep " + sweep.ShellJoin(withoutOut(args))
+	command := "pad sweep " + shell.Join(withoutOut(args))
 	var buf strings.Builder
 	switch *emit {
 	case "list":
