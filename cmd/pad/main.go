@@ -46,12 +46,24 @@ type env struct {
 // accepted (exit code 0).
 var errChecked = errors.New("command line accepted")
 
-// checkedByCommand lists the flag sets whose commands check their
-// arguments and config after parsing and stop at env.checkOnly
-// themselves; for the others parse stops there, right after the flags.
+// checkedByCommand lists the commands that check their arguments and
+// config after parsing and stop at env.checkOnly themselves; for the
+// others parse stops there, right after the flags. A flag set named after
+// a command and its operand ("pad eval linear") is the command's.
 var checkedByCommand = map[string]bool{
 	"pad train": true, "pad eval": true, "pad bench": true, "pad dream": true, "pad report": true,
 	"pad data fetch": true, "pad data verify": true, "pad data list": true,
+}
+
+// checksItself reports whether the flag set called name belongs to a
+// command of checkedByCommand.
+func checksItself(name string) bool {
+	for c := range checkedByCommand {
+		if name == c || strings.HasPrefix(name, c+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // usageError marks a mistake in the command line (exit code 2).
@@ -207,7 +219,7 @@ func parse(fs *flag.FlagSet, args []string, e *env) error {
 	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return err
 	}
-	if e.checkOnly && !checkedByCommand[fs.Name()] && !strings.HasPrefix(fs.Name(), "pad eval ") {
+	if e.checkOnly && !checksItself(fs.Name()) {
 		// A command without a check of its own stops after its flags.
 		return errChecked
 	}
