@@ -299,14 +299,7 @@ func TestFolderRunNamesItsSplit(t *testing.T) {
 // a kernel compilation, and says what is missing.
 func TestEvalReadsTheRunBeforeTheDevice(t *testing.T) {
 	dir := t.TempDir()
-	runs := filepath.Join(dir, "runs")
-	code, _, e := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
-		"--set", "name=small", "--set", "model.nf=4", "--set", "model.nz=8", "--set", "train.batch=16",
-		"--set", "data.train_limit=64", "--set", "data.test_limit=32", "--set", "train.epochs=1", "--set", "eval.every=0")
-	if code != exitOK {
-		t.Fatalf("train: code %d\n%s", code, e)
-	}
-	run := filepath.Join(runs, "small")
+	run := trainSmallRun(t, dir)
 
 	opens := new(int)
 	orig := openRunBackend
@@ -438,4 +431,19 @@ func TestTrainAndSweepRunShareTheEntryPoint(t *testing.T) {
 	if _, err := os.Stat(failRuns); !os.IsNotExist(err) {
 		t.Errorf("%s exists after the failed sweep run (%v)", failRuns, err)
 	}
+}
+
+// trainSmallRun trains a run small enough for a test of the evaluation
+// commands (64 training and 32 test images of the embedded sample, nf 4,
+// nz 8, one epoch, no probe) in dir/runs/small, and returns its directory.
+func trainSmallRun(t *testing.T, dir string) string {
+	t.Helper()
+	runs := filepath.Join(dir, "runs")
+	code, _, e := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
+		"--set", "name=small", "--set", "model.nf=4", "--set", "model.nz=8", "--set", "train.batch=16",
+		"--set", "data.train_limit=64", "--set", "data.test_limit=32", "--set", "train.epochs=1", "--set", "eval.every=0")
+	if code != exitOK {
+		t.Fatalf("train: code %d\n%s", code, e)
+	}
+	return filepath.Join(runs, "small")
 }

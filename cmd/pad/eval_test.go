@@ -125,14 +125,7 @@ func (c *countingEncoder) Encode(set *dataset.Set, occ *eval.Occlusion) (eval.Fe
 // pad eval all on a small run encodes each set clean once, prints every
 // evaluation in order and writes every file.
 func TestEvalAllEncodesEachSetOnce(t *testing.T) {
-	runs := filepath.Join(t.TempDir(), "runs")
-	code, _, e := runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu",
-		"--set", "name=small", "--set", "model.nf=4", "--set", "model.nz=8", "--set", "train.batch=16",
-		"--set", "data.train_limit=64", "--set", "data.test_limit=32", "--set", "train.epochs=1", "--set", "eval.every=0")
-	if code != exitOK {
-		t.Fatalf("train: code %d\n%s", code, e)
-	}
-	run := filepath.Join(runs, "small")
+	run := trainSmallRun(t, t.TempDir())
 
 	var enc *countingEncoder
 	orig := runEncoder
