@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30
 
-.PHONY: help build test run bench bench-gpu gpu-check gpu-bundle lint fuzz docker clean
+.PHONY: help build test run bench bench-gpu gpu-check gpu-bundle cudasim lint fuzz docker clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s '	'
@@ -11,8 +11,11 @@ help: ## list the targets
 build: ## build bin/pad (static, no cgo)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/pad ./cmd/pad
 
-test: ## run the tests (CPU; GPU tests skip without a GPU)
+test: ## run the tests (GPU tests on the GPU, else on the simulated NVIDIA stack)
 	$(GO) test ./...
+
+cudasim: ## build the simulated libcuda/NVRTC/cuDNN/cuBLAS; the last line is the folder for PAD_CUDA_LIB_DIR
+	@$(GO) run ./internal/cudasim/cmd/cudasim
 
 run: build ## train the quickstart (embedded Fashion-MNIST sample, CPU)
 	$(BIN)/pad train
@@ -75,14 +78,14 @@ fixtures-draw: ## make fresh fixtures from pad's own random draws (seed 1) into 
 parity: ## 300 iterations of pad vs PyTorch in float64, C=1 and C=3, three conditions (hours on 2 cores)
 	scripts/parity.sh
 
-parity-short: ## regenerate the committed 40-iteration PyTorch trajectory and replay it (go test ./internal/parity)
+parity-short: ## regenerate the committed 40-iteration PyTorch trajectory and replay it (go test ./tools/parity)
 	$(PYTHON) scripts/pad_torch.py trajectory --out testdata/parity/pad-c3-40.safetensors --condition pad --channels 3 \
 		--nf 4 --nz 8 --batch 8 --images 100 --iters 40 --every 40 --threads 1
-	$(GO) test -count=1 ./internal/parity
+	$(GO) test -count=1 ./tools/parity
 
 parity-draws: ## regenerate testdata/parity/draws.safetensors (pad's random numbers drawn by the script)
 	$(PYTHON) scripts/pad_torch.py draws --out testdata/parity/draws.safetensors
-	$(GO) test -count=1 -run Draws ./internal/parity
+	$(GO) test -count=1 -run Draws ./tools/parity
 
 seeds: ## one-epoch probe accuracy, two seeds, MNIST and Fashion-MNIST; five epochs on Fashion-MNIST (hours on 2 cores)
 	scripts/seed-runs.sh

@@ -2,11 +2,11 @@ package kernels
 
 // The kernels run here without a GPU: testdata/emu/harness.cpp, compiled
 // with g++ once per test run around the exact text Source returns for each
-// family, runs kernel launches under the emulation in testdata/emu/emu.h
-// (CUDA threads as real threads or as fibers). A fake launchFn hands each
-// launch of the real Go launchers (grid, block, argument slots) and the
-// device buffers it points into to the harness (one process per test) and
-// copies the buffers back, so the launchers' shapes and argument encodings
+// family, runs kernel launches under the emulation in
+// internal/cudasim/csrc/emu.h (CUDA threads as real threads or as
+// fibers). A fake launchFn hands each launch of the real Go launchers
+// (grid, block, argument slots) and the device buffers it points into to
+// the harness (one process per test) and copies the buffers back, so the launchers' shapes and argument encodings
 // are exercised end to end. The harness rejects wrong argument counts, bad
 // or misaligned pointers, invalid launch shapes, divergent barriers and
 // writes outside a buffer. emu_ops_test.go compares every kernel with the
@@ -116,6 +116,13 @@ func emuBuild() {
 		h.err = err
 		return
 	}
+	// emu.h lives with the simulated NVIDIA libraries, which compile every
+	// kernel around it too (internal/cudasim).
+	simDir, err := filepath.Abs(filepath.Join("..", "internal", "cudasim", "csrc"))
+	if err != nil {
+		h.err = err
+		return
+	}
 	if h.dir, err = os.MkdirTemp("", "pad-kernels-emu-"); err != nil {
 		h.err = err
 		return
@@ -172,7 +179,7 @@ func emuBuild() {
 	// -ffp-contract=off: no fused multiply-adds, as --fmad=false on the GPU
 	// (plain x86-64 has no FMA instructions anyway).
 	args := []string{"-std=c++20", "-O1", "-pthread", "-ffp-contract=off", "-fno-fast-math",
-		"-Wall", "-Wno-unknown-pragmas", "-Wno-sign-compare", "-I", emuDir,
+		"-Wall", "-Wno-unknown-pragmas", "-Wno-sign-compare", "-I", emuDir, "-I", simDir,
 		fmt.Sprintf("-DPAD_FAMILIES=%q", famPath), fmt.Sprintf("-DPAD_REGISTRY=%q", regPath)}
 	if s := os.Getenv("PAD_EMU_SANITIZE"); s != "" {
 		args = append(args, "-fsanitize="+s, "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")

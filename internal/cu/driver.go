@@ -37,6 +37,9 @@ var drv struct {
 	cuLaunchKernel, cuFuncSetAttribute, cuFuncGetAttribute                                 uintptr
 	cuStreamBeginCapture, cuStreamEndCapture, cuStreamIsCapturing                          uintptr
 	cuGraphInstantiateWithFlags, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy         uintptr
+
+	// pad's simulated driver (internal/cudasim) only; 0 on NVIDIA's.
+	padsimCounterCount, padsimCounterName, padsimCounterValue, padsimCountersReset, padsimLastMessage uintptr
 }
 
 // loadDriver loads libcuda.so.1 and resolves the driver API, once.
@@ -97,6 +100,11 @@ func loadDriver() error {
 			need(&drv.cuGraphLaunch, "cuGraphLaunch"),
 			need(&drv.cuGraphExecDestroy, "cuGraphExecDestroy"),
 			need(&drv.cuGraphDestroy, "cuGraphDestroy"),
+			maybe(&drv.padsimCounterCount, "padsim_counter_count"),
+			maybe(&drv.padsimCounterName, "padsim_counter_name"),
+			maybe(&drv.padsimCounterValue, "padsim_counter_value"),
+			maybe(&drv.padsimCountersReset, "padsim_counters_reset"),
+			maybe(&drv.padsimLastMessage, "padsim_last_message"),
 		})
 	})
 	return drv.err

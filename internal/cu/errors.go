@@ -207,5 +207,8 @@ func driverError(code int32, format string, args ...any) *Error {
 			e.Name = fmt.Sprintf("CUresult(%d)", code)
 		}
 	}
+	if m := simLastMessage(); m != "" {
+		e.Message += "; simulation: " + m
+	}
 	return e
 }

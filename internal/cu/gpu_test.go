@@ -1,8 +1,10 @@
 package cu
 
-// The GPU tests run only where a driver and a device are present; elsewhere
-// they skip, unless a GPU is expected (testkit.GPUExpected: /dev/nvidia0
-// exists, or PAD_REQUIRE_GPU=1), where they fail instead. Build them here
+// The GPU tests run on the GPU where one is expected (testkit.GPUExpected:
+// /dev/nvidia0 exists, or PAD_REQUIRE_GPU=1) and fail there if it cannot
+// be used; elsewhere they run on pad's simulated NVIDIA stack
+// (internal/cudasim, built by TestMain with the system's C++ compiler),
+// and skip only where PAD_CUDASIM=off or no C++ compiler exists. Build them here
 // and run them on the GPU machine:
 //
 //	CGO_ENABLED=0 go test -c -o bin/cu.test ./internal/cu
@@ -33,7 +35,7 @@ var testGPU struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testkit.MainWithSimulatedGPU(m)
 	if testGPU.ctx != nil {
 		testGPU.ctx.Release()
 	}

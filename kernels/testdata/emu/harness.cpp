@@ -34,7 +34,7 @@
 //	          buffer).
 //
 // A malformed stream ends the harness with exit status 2.
-#include "emu.h"
+#include "emu.h"  // internal/cudasim/csrc (emu_test.go passes -I)
 
 #include PAD_FAMILIES
 

@@ -1,6 +1,9 @@
 // emu.h: a small "CUDA on threads" emulation, enough to run pad's kernels
-// (kernels/*.cu) on the CPU for the tests in kernels/emu_test.go. Include
-// it before the kernel source; emu::launch runs a kernel.
+// (kernels/*.cu) on the CPU. Two users include it before kernel source:
+// the tests in kernels/emu_test.go (testdata/emu/harness.cpp), and the
+// simulated NVRTC of internal/cudasim (nvrtc.cpp), which compiles every
+// program around it into a module image (module_main.h runs its kernels).
+// emu::launch runs a kernel; emu::run_plain runs one without barriers.
 //
 // Model:
 //   - A launch runs its blocks one at a time, in an order the caller picks,
@@ -39,6 +42,16 @@
 //     sincos come from glibc, not libdevice (which has up to 1-2 ulp error).
 //   - Under AddressSanitizer the fiber switches are announced to it, so a
 //     sanitizer build can run both engines.
+//   - Kernels that use no barrier and no warp operation can run as plain
+//     function calls, one thread after another (run_plain): no stacks, no
+//     context switches. A barrier reached there is reported as an error.
+//   - Dynamic shared memory (extern __shared__) is dyn_smem: the simulated
+//     NVRTC rewrites such declarations to read it; every block starts with
+//     it filled with 0xFF bytes (NaN as float and double), as real shared
+//     memory starts out undefined.
+//   - Everything here has internal linkage or hidden visibility when
+//     compiled with -fvisibility=hidden (the fiber switch's assembly says
+//     .hidden), so modules loaded into one process share no state.
 #pragma once
 
 #include <atomic>
@@ -71,6 +84,9 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __align__(n) alignas(n)
+#define __launch_bounds__(...)
+#define __noinline__ __attribute__((noinline))
+#define __constant__
 
 struct uint3 {
     unsigned int x, y, z;
@@ -83,6 +99,122 @@ struct alignas(16) uint4 {
 };
 
 inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return uint4{x, y, z, w}; }
+
+// A few more of CUDA's vector types and built-ins, for programs other than
+// pad's (the simulated NVRTC compiles any program around this header).
+struct alignas(8) float2 {
+    float x, y;
+};
+struct float3 {
+    float x, y, z;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(8) int2 {
+    int x, y;
+};
+struct alignas(16) int4 {
+    int x, y, z, w;
+};
+struct alignas(8) uint2 {
+    unsigned int x, y;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float3 make_float3(float x, float y, float z) { return float3{x, y, z}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline int2 make_int2(int x, int y) { return int2{x, y}; }
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+inline uint2 make_uint2(unsigned int x, unsigned int y) { return uint2{x, y}; }
+inline double2 make_double2(double x, double y) { return double2{x, y}; }
+
+constexpr int warpSize = 32;
+
+template <class T>
+inline T __ldg(const T* p) {
+    return *p;
+}
+inline int __float_as_int(float f) {
+    int i;
+    std::memcpy(&i, &f, 4);
+    return i;
+}
+inline float __int_as_float(int i) {
+    float f;
+    std::memcpy(&f, &i, 4);
+    return f;
+}
+inline unsigned int __float_as_uint(float f) { return (unsigned int)__float_as_int(f); }
+inline float __uint_as_float(unsigned int i) { return __int_as_float((int)i); }
+inline long long __double_as_longlong(double d) {
+    long long i;
+    std::memcpy(&i, &d, 8);
+    return i;
+}
+inline double __longlong_as_double(long long i) {
+    double d;
+    std::memcpy(&d, &i, 8);
+    return d;
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __sinf(float x) { return std::sin(x); }
+inline float __cosf(float x) { return std::cos(x); }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
+inline int __popc(unsigned int x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned int)x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// Atomics: real ones, since the threads engine runs threads in parallel.
+template <class T>
+inline T atomicAdd(T* p, T v) {
+    if constexpr (std::is_floating_point_v<T>) {
+        T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(p, &old, old + v, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+        }
+        return old;
+    } else {
+        return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+    }
+}
+template <class T>
+inline T atomicSub(T* p, T v) {
+    return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST);
+}
+template <class T>
+inline T atomicExch(T* p, T v) {
+    T old;
+    __atomic_exchange(p, &v, &old, __ATOMIC_SEQ_CST);
+    return old;
+}
+template <class T>
+inline T atomicCAS(T* p, T expected, T desired) {
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
+template <class T>
+inline T atomicMax(T* p, T v) {
+    T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (old < v && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    }
+    return old;
+}
+template <class T>
+inline T atomicMin(T* p, T v) {
+    T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v < old && !__atomic_compare_exchange_n(p, &old, v, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+    }
+    return old;
+}
 
 inline unsigned int __umulhi(unsigned int a, unsigned int b) {
     return (unsigned int)(((unsigned long long)a * (unsigned long long)b) >> 32);
@@ -130,6 +262,21 @@ inline void fail(const char* what) {
 
 inline Engine engine = Engine::threads;
 
+// Dynamic shared memory of the running launch (see the model above).
+inline unsigned char* dyn_smem = nullptr;
+inline size_t dyn_smem_bytes = 0;
+inline void fill_dyn_smem() {
+    if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
+}
+
+// DynShared<T> stands for a file-scope extern __shared__ T name[]: it reads
+// the running launch's buffer wherever the name is used.
+template <class T>
+struct DynShared {
+    operator T*() const { return reinterpret_cast<T*>(dyn_smem); }
+    T& operator[](long long i) const { return reinterpret_cast<T*>(dyn_smem)[i]; }
+};
+
 // ---- fibers ----
 
 extern "C" void emu_fiber_switch(void** save_sp, void* to_sp);
@@ -143,6 +290,7 @@ extern "C" void emu_fiber_entry();
 asm(R"(
     .text
     .globl emu_fiber_switch
+    .hidden emu_fiber_switch
     .type emu_fiber_switch, @function
 emu_fiber_switch:
     pushq %rbp
@@ -169,6 +317,7 @@ emu_fiber_switch:
     .size emu_fiber_switch, .-emu_fiber_switch
 
     .globl emu_fiber_entry
+    .hidden emu_fiber_entry
     .type emu_fiber_entry, @function
 emu_fiber_entry:
     movq %r12, %rdi
@@ -353,33 +502,102 @@ inline void fiber_yield() {
 
 }  // namespace emu
 
-inline void __syncthreads() { emu::block.bar->wait(); }
+namespace emu {
+// in_plain reports (as an error) a barrier or warp operation reached by a
+// kernel that run_plain runs: there, threads run one after another and
+// cannot wait for each other.
+inline bool in_plain(const char* what) {
+    if (self) return false;
+    fail(what);
+    return true;
+}
+
+// exchange publishes v for the lanes of the current warp and waits until
+// every lane has; it returns the warp's slots of this exchange.
+// Double-buffered: one barrier per exchange.
+inline const unsigned long long* exchange(unsigned long long v, unsigned mask, const char* what) {
+    ThreadState& me = *self;
+    Warp& w = *me.warp;
+    unsigned full = w.lanes == kWarp ? 0xffffffffu : ((1u << w.lanes) - 1);
+    if ((mask & full) != full) fail(what);
+    unsigned ph = me.phase++ & 1;
+    w.buf[ph][me.lane] = v;
+    w.bar->wait();
+    return w.buf[ph];
+}
+
+// shfl is every __shfl*_sync: src(lane) picks the source lane, or -1 for
+// the thread's own value.
+template <class T, class Src>
+inline T shfl(unsigned mask, T v, int width, const char* what, Src src) {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffle of a type wider than 8 bytes");
+    if (in_plain(what)) return v;
+    if (width <= 0 || width > kWarp || (width & (width - 1)) != 0) fail("warp shuffle: width not a power of 2 in 1..32");
+    unsigned long long slot = 0;
+    std::memcpy(&slot, &v, sizeof(T));
+    const unsigned long long* all = exchange(slot, mask, "warp shuffle with a mask that leaves out lanes of the warp is not emulated");
+    int s = src(self->lane);
+    if (s < 0 || s >= self->warp->lanes) return v;
+    T r;
+    std::memcpy(&r, &all[s], sizeof(T));
+    return r;
+}
+}  // namespace emu
+
+inline void __syncthreads() {
+    if (emu::in_plain("__syncthreads in a kernel run without barriers (the barrier scan missed it)")) return;
+    emu::block.bar->wait();
+}
 
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
+    if (emu::in_plain("__syncwarp in a kernel run without barriers (the barrier scan missed it)")) return;
     if (mask != 0xffffffffu) emu::fail("__syncwarp with a partial mask is not emulated");
     emu::self->warp->bar->wait();
 }
 
+// A lane whose source lane is outside its segment (lane % width + delta >=
+// width) or outside the block gets its own value back, as on the GPU.
 template <class T>
 inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = emu::kWarp) {
-    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffle of a type wider than 8 bytes");
-    emu::ThreadState& me = *emu::self;
-    emu::Warp& w = *me.warp;
-    int lane = me.lane;
-    unsigned full = w.lanes == emu::kWarp ? 0xffffffffu : ((1u << w.lanes) - 1);
-    if ((mask & full) != full) emu::fail("__shfl_down_sync with a mask that leaves out lanes of the warp is not emulated");
-    if (width <= 0 || width > emu::kWarp || (width & (width - 1)) != 0) emu::fail("__shfl_down_sync: width not a power of 2 in 1..32");
-    unsigned ph = me.phase++ & 1;
-    unsigned long long slot = 0;
-    std::memcpy(&slot, &v, sizeof(T));
-    w.buf[ph][lane] = slot;
-    w.bar->wait();
-    int src = lane + (int)delta;
-    if ((lane % width) + (int)delta >= width || src >= w.lanes) return v;
-    T r;
-    slot = w.buf[ph][src];
-    std::memcpy(&r, &slot, sizeof(T));
-    return r;
+    return emu::shfl(mask, v, width, "__shfl_down_sync in a kernel run without barriers", [&](int lane) {
+        return (lane % width) + (int)delta >= width ? -1 : lane + (int)delta;
+    });
+}
+template <class T>
+inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = emu::kWarp) {
+    return emu::shfl(mask, v, width, "__shfl_up_sync in a kernel run without barriers",
+                     [&](int lane) { return (lane % width) < (int)delta ? -1 : lane - (int)delta; });
+}
+template <class T>
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = emu::kWarp) {
+    return emu::shfl(mask, v, width, "__shfl_xor_sync in a kernel run without barriers", [&](int lane) {
+        int s = lane ^ lane_mask;
+        return s / width > lane / width ? -1 : s;  // later segments are out of reach
+    });
+}
+template <class T>
+inline T __shfl_sync(unsigned mask, T v, int src_lane, int width = emu::kWarp) {
+    return emu::shfl(mask, v, width, "__shfl_sync in a kernel run without barriers",
+                     [&](int lane) { return (lane / width) * width + (src_lane % width); });
+}
+
+inline unsigned __ballot_sync(unsigned mask, int pred) {
+    if (emu::in_plain("__ballot_sync in a kernel run without barriers")) return 0;
+    const unsigned long long* all = emu::exchange(pred != 0, mask, "__ballot_sync with a partial mask is not emulated");
+    unsigned r = 0;
+    for (int l = 0; l < emu::self->warp->lanes; l++)
+        if (all[l]) r |= 1u << l;
+    return r & mask;
+}
+inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
+inline int __all_sync(unsigned mask, int pred) {
+    unsigned full = emu::self && emu::self->warp->lanes < emu::kWarp ? (1u << emu::self->warp->lanes) - 1 : 0xffffffffu;
+    return __ballot_sync(mask, pred) == (mask & full);
+}
+inline unsigned __activemask() {
+    if (!emu::self) return 0xffffffffu;
+    int n = emu::self->warp->lanes;
+    return n == emu::kWarp ? 0xffffffffu : (1u << n) - 1;
 }
 
 namespace emu {
@@ -387,6 +605,7 @@ namespace emu {
 // reset_block prepares the block-wide state for block b of n threads
 // (while no thread of the block runs).
 inline void reset_block(int n, uint3 b) {
+    fill_dyn_smem();
     block.bar = std::make_unique<Barrier>(n, "__syncthreads not reached by every thread of the block (some had returned)");
     block.nwarps = (n + kWarp - 1) / kWarp;
     block.warps = std::make_unique<Warp[]>(block.nwarps);
@@ -545,28 +764,36 @@ struct Stacks {
     unsigned char* mem = nullptr;
     size_t span = 0;
     int n = 0;
-    void ensure(int want) {
-        if (want <= n) return;
+    bool ensure(int want) {
+        if (want <= n) return true;
         if (mem) munmap(mem, span * n);
+        mem = nullptr;
+        n = 0;
         const size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 256 << 10;
         span = page + size;
-        mem = static_cast<unsigned char*>(mmap(nullptr, span * want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-        if (mem == MAP_FAILED) {
-            std::fprintf(stderr, "emu: cannot map fiber stacks\n");
-            std::exit(2);
-        }
+        void* m = mmap(nullptr, span * want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) return false;
+        mem = static_cast<unsigned char*>(m);
         for (int t = 0; t < want; t++) mprotect(mem + span * t, page, PROT_NONE);
         n = want;
+        return true;
+    }
+    // A module image is unloaded with dlclose: give its stacks back.
+    ~Stacks() {
+        if (mem) munmap(mem, span * n);
     }
 };
 inline Stacks stacks;
 
 inline void run_fibers(const Kernel& fn, const std::vector<uint3>& order, int n) {
     if (!kHaveFibers) {
-        std::fprintf(stderr, "emu: the fibers engine needs x86-64\n");
-        std::exit(2);
+        fail("the fibers engine needs x86-64");
+        return;
     }
-    stacks.ensure(n);
+    if (!stacks.ensure(n)) {
+        fail("cannot map fiber stacks");
+        return;
+    }
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (!fibers.main_stack) {
         pthread_attr_t attr;
@@ -594,6 +821,62 @@ inline void run_fibers(const Kernel& fn, const std::vector<uint3>& order, int n)
         switch_context(&fibers.main_sp, fibers.f[0].sp, fibers.f[0].stack, fibers.f[0].stack_size, false);
         if (error.load()) break;
     }
+}
+
+// block_order lists the blocks of a grid: in order for seed 0, else in a
+// permutation drawn from seed (a linear congruential Fisher-Yates shuffle).
+inline std::vector<uint3> block_order(dim3 grid, uint32_t seed) {
+    std::vector<uint3> order;
+    order.reserve((size_t)grid.x * grid.y * grid.z);
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) order.push_back(uint3{x, y, z});
+    if (seed != 0) {
+        uint64_t s = seed;
+        for (size_t i = order.size(); i > 1; i--) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            size_t j = (size_t)((s >> 33) % i);
+            std::swap(order[i - 1], order[j]);
+        }
+    }
+    return order;
+}
+
+// run_plain runs fn (a kernel without barriers or warp operations) for
+// every thread of every block of order, as plain calls on this thread:
+// threads of a block in linear order. The built-in variables are set for
+// each; self stays null, so a barrier reached anyway is an error.
+template <class F>
+inline void run_plain(F&& fn, dim3 grid, dim3 blk, const std::vector<uint3>* order) {
+    error.store(nullptr);
+    grid_dim = grid;
+    block_dim = blk;
+    self = nullptr;
+    blockDim = blk;
+    gridDim = grid;
+    auto one_block = [&](uint3 b) {
+        fill_dyn_smem();
+        blockIdx = b;
+        for (unsigned z = 0; z < blk.z; z++)
+            for (unsigned y = 0; y < blk.y; y++)
+                for (unsigned x = 0; x < blk.x; x++) {
+                    threadIdx = uint3{x, y, z};
+                    fn();
+                }
+    };
+    if (order) {
+        for (const uint3& b : *order) {
+            one_block(b);
+            if (error.load(std::memory_order_relaxed)) return;
+        }
+        return;
+    }
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                one_block(uint3{x, y, z});
+                if (error.load(std::memory_order_relaxed)) return;
+            }
 }
 
 // launch runs fn for every block of order (block indices of a grid of
