@@ -12,6 +12,7 @@ import (
 
 	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/eval"
+	"github.com/pad-dreaming/pad/internal/testkit"
 	"github.com/pad-dreaming/pad/sweep"
 	"github.com/pad-dreaming/pad/train"
 )
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(sweepChildEnv) == "1" {
 		os.Exit(runMain(os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr}))
 	}
-	os.Exit(m.Run())
+	os.Exit(testkit.MainWithSimulatedGPU(m))
 }
 
 // tinySweep is a sweep of the embedded sample with a tiny model: 2
