@@ -7,6 +7,7 @@ import (
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/conditions"
+	"github.com/pad-dreaming/pad/internal/cu"
 	"github.com/pad-dreaming/pad/internal/rng"
 	"github.com/pad-dreaming/pad/model"
 	"github.com/pad-dreaming/pad/phases"
@@ -42,6 +43,80 @@ type BenchResult struct {
 	MemoryKind    string
 	Graphs        string `json:",omitempty"` // how the timed iterations ran (CUDA graphs)
 	Streamed      bool   // a batch was copied from the host every iteration
+	// Simulated: the backend ran on pad's simulated NVIDIA stack
+	// (internal/cudasim), whose times are not a GPU's but whose Counters
+	// are exact.
+	Simulated bool `json:",omitempty"`
+	// Counters are the simulated driver's counters per timed iteration
+	// (nil on real hardware and on the CPU).
+	Counters []SimCount `json:",omitempty"`
+}
+
+// SimCount is one counter of the simulated driver (internal/cudasim's
+// padsim.h says what each counts) over the timed iterations.
+type SimCount struct {
+	Name    string
+	Total   uint64  // over all timed iterations
+	PerIter float64 // Total / Iters
+}
+
+// SimCounterReporter is implemented by backends that can run on pad's
+// simulated NVIDIA stack (the CUDA backend): SimCounters returns nil on
+// real hardware.
+type SimCounterReporter interface {
+	SimCounters() []cu.SimCounter
+	ResetSimCounters()
+}
+
+// simCounterSpan reads the simulated driver's counters over a span of
+// iterations; it does nothing where the backend reports none.
+type simCounterSpan struct {
+	r  SimCounterReporter
+	at []cu.SimCounter // the counters when the span's host work ended
+}
+
+func newSimCounterSpan(b backend.Backend) *simCounterSpan {
+	r, ok := b.(SimCounterReporter)
+	if !ok || r.SimCounters() == nil {
+		return &simCounterSpan{}
+	}
+	return &simCounterSpan{r: r}
+}
+
+// start sets the counters to zero: the span begins.
+func (s *simCounterSpan) start() {
+	if s.r != nil {
+		s.r.ResetSimCounters()
+	}
+}
+
+// hostDone takes the counters when the host has queued the span's work,
+// before the synchronise that ends the measurement.
+func (s *simCounterSpan) hostDone() {
+	if s.r != nil {
+		s.at = s.r.SimCounters()
+	}
+}
+
+// result returns the counters per iteration once the device has run the
+// span's work (after the closing synchronise). Counters of host API calls
+// are those at hostDone, so that the bench's own closing synchronise is not
+// counted; graph_nodes, the only counter of device work (nodes run by
+// graph replays, counted when they run), is read now.
+func (s *simCounterSpan) result(iters int) []SimCount {
+	if s.r == nil || s.at == nil {
+		return nil
+	}
+	now := s.r.SimCounters()
+	out := make([]SimCount, 0, len(s.at))
+	for i, c := range s.at {
+		v := c.Value
+		if c.Name == "graph_nodes" && i < len(now) && now[i].Name == c.Name {
+			v = now[i].Value
+		}
+		out = append(out, SimCount{Name: c.Name, Total: v, PerIter: float64(v) / float64(iters)})
+	}
+	return out
 }
 
 // GraphReporter is implemented by backends that replay iterations as
@@ -94,10 +169,13 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	if err := b.Sync(); err != nil {
 		return BenchResult{}, err
 	}
+	counts := newSimCounterSpan(b)
+	counts.start()
 	start := time.Now()
 	for i := 0; i < o.Iters; i++ {
 		step()
 	}
+	counts.hostDone()
 	if err := b.Sync(); err != nil {
 		return BenchResult{}, err
 	}
@@ -109,7 +187,9 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	r := BenchResult{
 		Backend: b.Name(), Spec: o.Spec, Condition: o.Condition.Name, Iters: o.Iters,
 		SecPerIter: el / float64(o.Iters), Graphs: graphs, Streamed: o.Stream,
+		Counters: counts.result(o.Iters),
 	}
+	r.Simulated = r.Counters != nil
 	r.SecPerEpoch = r.SecPerIter * float64(o.EpochSize/o.Spec.Batch)
 	r.ImagesPerSec = float64(o.Spec.Batch) / r.SecPerIter
 	if o.Phases {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/model"
@@ -93,6 +94,9 @@ func cmdBench(args []string, e *env) error {
 		return enc.Encode(res)
 	}
 	fmt.Fprintf(e.stdout, "device        %s\n", res.Backend)
+	if res.Simulated {
+		fmt.Fprintf(e.stdout, "simulated:    counts are exact, times are not a GPU's\n")
+	}
 	fmt.Fprintf(e.stdout, "model         C=%d nf=%d nz=%d batch=%d, condition %s\n", c, cfg.Model.NF, cfg.Model.NZ, cfg.Train.Batch, res.Condition)
 	fmt.Fprintf(e.stdout, "iterations    %d timed after %d warm-up\n", res.Iters, *warmup)
 	if res.Streamed {
@@ -115,7 +119,24 @@ func cmdBench(args []string, e *env) error {
 	if res.Graphs != "" {
 		fmt.Fprintf(e.stdout, "graphs        %s\n", res.Graphs)
 	}
+	printSimCounts(e, res)
 	return nil
+}
+
+// printSimCounts prints the simulated driver's counters per timed
+// iteration (nothing on real hardware or the CPU).
+func printSimCounts(e *env, res train.BenchResult) {
+	if len(res.Counters) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stdout, "simulated driver, per timed iteration (%d iterations; the closing synchronise not counted):\n", res.Iters)
+	for _, c := range res.Counters {
+		v := strconv.FormatFloat(c.PerIter, 'f', -1, 64)
+		if c.Total%uint64(res.Iters) != 0 {
+			v = strconv.FormatFloat(c.PerIter, 'f', 2, 64)
+		}
+		fmt.Fprintf(e.stdout, "  %-22s %12s\n", c.Name, v)
+	}
 }
 
 func phaseOrder(s string) int {
