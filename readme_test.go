@@ -1,6 +1,9 @@
 package pad
 
 import (
+	"errors"
+	"fmt"
+	"go/build"
 	"io/fs"
 	"path/filepath"
 	"regexp"
@@ -79,5 +82,56 @@ func TestReadmePackageTable(t *testing.T) {
 	}
 	if len(stale) > 0 {
 		t.Errorf("README.md's package table names what is not a package: %s", strings.Join(stale, ", "))
+	}
+}
+
+// TestInternalIsTheGroundFloor checks the layering the README's package
+// table describes: no package under internal/ imports (in its code or in
+// its tests) a package of this module outside internal/. The parity
+// harness and the development programs, which import what they check,
+// live in tools/.
+func TestInternalIsTheGroundFloor(t *testing.T) {
+	const module = "github.com/pad-dreaming/pad"
+	ctx := build.Default
+	ctx.CgoEnabled = true // see every file, whatever this machine builds
+	var checked int
+	err := filepath.WalkDir("internal", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if base := d.Name(); path != "internal" && (strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_") || base == "testdata") {
+			return filepath.SkipDir
+		}
+		pkg, err := ctx.ImportDir(path, build.IgnoreVendor)
+		var none *build.NoGoError
+		if errors.As(err, &none) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		checked++
+		self := module + "/" + filepath.ToSlash(path)
+		for _, imports := range [][]string{pkg.Imports, pkg.TestImports, pkg.XTestImports} {
+			for _, imp := range imports {
+				if imp != module && !strings.HasPrefix(imp, module+"/") {
+					continue // the standard library or another module
+				}
+				if imp == self || strings.HasPrefix(imp, module+"/internal/") {
+					continue
+				}
+				t.Errorf("%s imports %s, a package above internal/ (move it to tools/, or the code it needs down into internal/)", self, imp)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 5 {
+		t.Fatalf("found only %d packages under internal/", checked)
 	}
 }

@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
@@ -14,6 +15,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/metrics"
 )
 
@@ -360,20 +362,42 @@ func TestParseRunName(t *testing.T) {
 	}
 }
 
-// fakeRun builds a run whose probe reaches final at the last epoch.
-func fakeRun(t *testing.T, name string, epochs int, final float64) RunSummary {
+// fakeConfig is the config of a run named <dataset>-<condition>-s<seed>,
+// with the sets applied.
+func fakeConfig(t *testing.T, name string, sets ...string) *configs.Config {
 	t.Helper()
+	ds, cond, seed, ok := ParseRunName(name)
+	if !ok {
+		t.Fatalf("fakeConfig: %q is not <dataset>-<condition>-s<seed>", name)
+	}
+	c := configs.Default()
+	c.Data.Dataset, c.Train.Condition, c.Seed = ds, cond, uint64(seed)
+	for _, kv := range sets {
+		if err := c.Set(kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &c
+}
+
+// probeRecords are the records of a run whose probe reaches final at the
+// last epoch.
+func probeRecords(epochs int, final float64) []metrics.Record {
 	var recs []metrics.Record
 	for e := 0; e <= epochs; e++ {
 		recs = append(recs, metrics.Record{Kind: metrics.KindEpoch, Epoch: e, KL: metrics.F(1)})
 		acc := final - float64(epochs-e)
 		recs = append(recs, metrics.Record{Kind: metrics.KindProbe, Epoch: e, TestAcc: metrics.F(acc), TestAccAll: metrics.F(acc + 0.1)})
 	}
-	r, err := NewRunSummary(filepath.Join("runs", name), recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return recs
+}
+
+// fakeRun builds a run named <dataset>-<condition>-s<seed> whose config
+// says so (with sets applied) and whose probe reaches final at the last
+// epoch.
+func fakeRun(t *testing.T, name string, epochs int, final float64, sets ...string) RunSummary {
+	t.Helper()
+	return NewRunSummary(filepath.Join("runs", name), fakeConfig(t, name, sets...), probeRecords(epochs, final))
 }
 
 func TestReport(t *testing.T) {
@@ -388,10 +412,7 @@ func TestReport(t *testing.T) {
 		fakeRun(t, "svhn-no-memory-mix-s1", 2, 60),
 		fakeRun(t, "svhn-no-memory-mix-s2", 1, 62), // ended one epoch earlier
 	}
-	empty, err := NewRunSummary("mnist-no-rem-s9", []metrics.Record{{Kind: metrics.KindEpoch, Epoch: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	empty := NewRunSummary("mnist-no-rem-s9", fakeConfig(t, "mnist-no-rem-s9"), []metrics.Record{{Kind: metrics.KindEpoch, Epoch: 1}})
 	runs = append(runs, empty)
 	res, err := Report(runs)
 	if err != nil {
@@ -413,14 +434,20 @@ func TestReport(t *testing.T) {
 	if len(pad.Seeds) != 3 || pad.Seeds[0] != 1 || pad.Values[0] != 57 || pad.Epochs[2] != 2 {
 		t.Errorf("cifar10/pad per seed: %v %v %v", pad.Seeds, pad.Values, pad.Epochs)
 	}
+	if strings.Join(pad.Runs, " ") != "cifar10-pad-s1 cifar10-pad-s2 cifar10-pad-s3" || len(pad.Differs) != 0 {
+		t.Errorf("cifar10/pad runs %v, differs %v", pad.Runs, pad.Differs)
+	}
 	if len(pad.Curve.X) != 3 || pad.Curve.Y[0] != 56 || pad.CurveN[0] != 3 {
 		t.Errorf("cifar10/pad curve %+v n %v", pad.Curve, pad.CurveN)
 	}
 	if g := res.Groups[5]; g.N != 1 || g.SEM != 0 || g.Cell() != "97.50 ± — (n=1)" {
 		t.Errorf("single run group: %+v, cell %q", g, g.Cell())
 	}
-	if len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "mnist-no-rem-s9") {
+	if len(res.Skipped) != 1 || res.Skipped[0].Name != "mnist-no-rem-s9" {
 		t.Errorf("skipped %v", res.Skipped)
+	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings %v", res.Warnings)
 	}
 
 	md := res.Markdown()
@@ -431,7 +458,8 @@ func TestReport(t *testing.T) {
 		"| SVHN | — | 61.00 ± 1.00 (n=2) † | — | — | — |",
 		"| MNIST | 97.50 ± — (n=1) | — | — | — | — |",
 		"† the runs of this cell ended at different epochs.",
-		"Skipped: mnist-no-rem-s9: no probe results",
+		"Skipped:",
+		"- mnist-no-rem-s9: no probe results in metrics.jsonl",
 	}
 	for _, l := range wantLines {
 		if !strings.Contains(md, l+"\n") {
@@ -441,14 +469,14 @@ func TestReport(t *testing.T) {
 
 	csvText := res.CSV()
 	lines := strings.Split(strings.TrimSpace(csvText), "\n")
-	if len(lines) != 7 || lines[0] != "dataset,condition,n,mean,sem,seeds,epochs,values" {
+	if len(lines) != 7 || lines[0] != "dataset,condition,n,mean,sem,seeds,epochs,values,settings,runs" {
 		t.Fatalf("CSV:\n%s", csvText)
 	}
-	if want := "cifar10,pad,3,58," + strconv.FormatFloat(1/math.Sqrt(3), 'f', -1, 64) + ",1;2;3,2;2;2,57;59;58"; lines[1] != want {
+	if want := "cifar10,pad,3,58," + strconv.FormatFloat(1/math.Sqrt(3), 'f', -1, 64) + ",1;2;3,2;2;2,57;59;58,,cifar10-pad-s1;cifar10-pad-s2;cifar10-pad-s3"; lines[1] != want {
 		// Values are listed in seed order: seed 1 → 57, seed 2 → 59, seed 3 → 58.
 		t.Errorf("CSV line %q, want %q", lines[1], want)
 	}
-	if want := "mnist,pad,1,97.5,,1,1,97.5"; lines[6] != want {
+	if want := "mnist,pad,1,97.5,,1,1,97.5,,mnist-pad-s1"; lines[6] != want {
 		t.Errorf("CSV line %q, want %q", lines[6], want)
 	}
 
@@ -464,19 +492,94 @@ func TestReport(t *testing.T) {
 		checkPNG(t, p, 8*plotDPI, 5*plotDPI)
 	}
 
-	if _, err := Report(append(runs, fakeRun(t, "cifar10-pad-s1", 1, 1))); err == nil {
-		t.Errorf("duplicate run: no error")
-	}
 	if _, err := Report(nil); err == nil {
 		t.Errorf("no runs: no error")
 	}
-	if _, err := NewRunSummary("runs/not-a-run", nil); err == nil {
-		t.Errorf("bad run name: no error")
+	// Nothing to report: an error that says why.
+	_, err = Report([]RunSummary{empty, NewRunSummary("runs/not-a-run", nil, nil)})
+	if err == nil || !strings.Contains(err.Error(), "not-a-run: no config.toml") || !strings.Contains(err.Error(), "mnist-no-rem-s9: no probe results") {
+		t.Errorf("nothing to report: %v", err)
+	}
+}
+
+// A runs folder as a study leaves it: the study's runs, a quick test under
+// another name, a run of another model size, a run that never probed, a
+// folder without a config, a run copied under two names, a run renamed
+// after the fact. Report groups by config, says what differs, and lists
+// the rest with reasons.
+func TestReportGroupsByConfig(t *testing.T) {
+	small := []string{"model.nf=4", "model.nz=8", "train.epochs=2"}
+	quick := NewRunSummary("runs/quickstart", fakeConfig(t, "embedded-pad-s1", "model.nf=32", "model.nz=128", "train.epochs=3"), probeRecords(3, 70))
+	copied := NewRunSummary("runs/backup-of-s2", fakeConfig(t, "embedded-pad-s2", small...), probeRecords(2, 61))
+	renamed := NewRunSummary("runs/embedded-no-rem-s7", fakeConfig(t, "embedded-pad-s3", small...), probeRecords(2, 62))
+	// Weights and the wake noise that only restate the condition's values,
+	// and the device, logging and probing schedule, do not split a group.
+	sameAsS1 := []string{"train.nrem_weight=1", "train.wake_noise=0", "device.kind=cpu", "train.log_every=7", "eval.every=2", "data.root=elsewhere"}
+	runs := []RunSummary{
+		quick,
+		fakeRun(t, "embedded-pad-s1", 2, 60, append(small, sameAsS1...)...),
+		fakeRun(t, "embedded-pad-s2", 2, 61, small...),
+		copied,
+		renamed,
+		fakeRun(t, "embedded-pad-s4", 2, 50, append(small, "model.nf=8")...),
+		fakeRun(t, "embedded-no-rem-s1", 2, 55, small...),
+		fakeRun(t, "embedded-no-rem-s2", 2, 57, append(small, "train.rem_weight=0.5")...),
+		NewRunSummary("runs/embedded-wake-only-s1", fakeConfig(t, "embedded-wake-only-s1", append(small, "eval.every=0")...), nil),
+		NewRunSummary("runs/scratch", nil, probeRecords(1, 10)),
+	}
+	res, err := Report(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range res.Groups {
+		got = append(got, fmt.Sprintf("%s/%s [%s] %v", g.Dataset, g.Condition, g.RowLabel(), g.Runs))
+	}
+	want := []string{
+		"embedded/pad [model.nf=32, model.nz=128, train.epochs=3] [quickstart]",
+		"embedded/pad [model.nf=4, model.nz=8, train.epochs=2] [embedded-pad-s1 embedded-pad-s2 embedded-no-rem-s7]",
+		"embedded/no-rem [model.nf=4, model.nz=8, train.epochs=2] [embedded-no-rem-s1]",
+		"embedded/no-rem [model.nf=4, model.nz=8, train.epochs=2, train.rem_weight=0.5] [embedded-no-rem-s2]",
+		"embedded/pad [model.nf=8, model.nz=8, train.epochs=2] [embedded-pad-s4]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("groups:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var skipped []string
+	for _, s := range res.Skipped {
+		skipped = append(skipped, s.String())
+	}
+	wantSkipped := []string{
+		"backup-of-s2: the same settings and seed as embedded-pad-s2, which is reported",
+		"embedded-wake-only-s1: no probe results in metrics.jsonl (eval.every = 0; pad eval linear does not add them)",
+		"scratch: no config.toml",
+	}
+	if strings.Join(skipped, "\n") != strings.Join(wantSkipped, "\n") {
+		t.Errorf("skipped:\n%s\nwant:\n%s", strings.Join(skipped, "\n"), strings.Join(wantSkipped, "\n"))
+	}
+	if len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], "embedded-no-rem-s7: the name says dataset embedded, condition no-rem, seed 7, but its config.toml says dataset embedded, condition pad, seed 3") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	md := res.Markdown()
+	for _, l := range []string{
+		"| dataset | PAD | w/o REM |",
+		"| embedded (model.nf=32, model.nz=128, train.epochs=3) | 70.00 ± — (n=1) | — |",
+		"| embedded (model.nf=4, model.nz=8, train.epochs=2) | 61.00 ± 0.58 (n=3) | 55.00 ± — (n=1) |",
+		"| embedded (model.nf=4, model.nz=8, train.epochs=2, train.rem_weight=0.5) | — | 57.00 ± — (n=1) |",
+		"- scratch: no config.toml",
+		"- embedded-no-rem-s7: the name says",
+	} {
+		if !strings.Contains(md, l) {
+			t.Errorf("markdown lacks %q:\n%s", l, md)
+		}
+	}
+	if _, err := res.PlotCurves(t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func TestLoadRun(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "fashion-no-nrem-s7")
+	dir := filepath.Join(t.TempDir(), "my-run")
 	w, err := metrics.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -485,11 +588,62 @@ func TestLoadRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
+	// Without a config.toml the run is described by its name, if it can be,
+	// and says what it lacks.
 	run, skipped, err := LoadRun(dir)
-	if err != nil || skipped != 0 {
-		t.Fatal(err, skipped)
+	if err != nil || skipped != 0 || run.Problem != "no config.toml" || run.Config != nil || len(run.Records) != 1 || run.Name != "my-run" {
+		t.Fatalf("LoadRun without a config = %+v, %d, %v", run, skipped, err)
 	}
-	if run.Dataset != "fashion" || run.Condition != "no-nrem" || run.Seed != 7 || len(run.Records) != 1 {
-		t.Errorf("LoadRun = %+v", run)
+	// With one, the run is what its config says.
+	cfg := fakeConfig(t, "fashion-no-nrem-s7")
+	text, err := cfg.Resolved().TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err = LoadRun(dir)
+	if err != nil || run.Problem != "" || run.Dataset != "fashion" || run.Condition != "no-nrem" || run.Seed != 7 || len(run.Records) != 1 {
+		t.Errorf("LoadRun = %+v, %v", run, err)
+	}
+	// A config.toml that does not read is the run's problem, named.
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte("[model]\nnf = \"big\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err = LoadRun(dir)
+	if err != nil || !strings.Contains(run.Problem, "config.toml") || !strings.Contains(run.Problem, "model.nf") {
+		t.Errorf("LoadRun with a broken config: %+v, %v", run, err)
+	}
+	// A metrics.jsonl that does not read is an error naming it.
+	if err := os.WriteFile(filepath.Join(dir, metrics.FileName), []byte("{not json}\n{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = LoadRun(dir); err == nil || !strings.Contains(err.Error(), metrics.FileName) {
+		t.Errorf("LoadRun with a broken metrics.jsonl: %v", err)
+	}
+}
+
+func TestConfigSettings(t *testing.T) {
+	c := configs.Default()
+	got := map[string]string{}
+	for _, s := range ConfigSettings(c) {
+		got[s.Key] = s.Value
+	}
+	for k, v := range map[string]string{"name": "", "seed": "1", "data.dataset": "embedded", "model.nf": "64", "train.lr_e": "0.0002",
+		"train.wake_weight": "unset", "train.occlusion_per_image": "false", "device.kind": "auto", "eval.probe_lr": "0.2"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	n := c
+	n.Model.NZ = 16
+	n.Train.Condition = "no-rem"
+	var changes []string
+	for _, ch := range ConfigChanges(c, n, func(k string) bool { return strings.HasPrefix(k, "train.") }) {
+		changes = append(changes, ch.String())
+	}
+	if strings.Join(changes, "; ") != "model.nz 256 → 16" {
+		t.Errorf("changes %q", changes)
 	}
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/pad-dreaming/pad/configs"
 	"github.com/pad-dreaming/pad/metrics"
 )
 
@@ -45,49 +48,97 @@ func ParseRunName(name string) (dataset, condition string, seed int, ok bool) {
 	return name[:i], rest[:j], s, true
 }
 
-// RunSummary is one run as the report sees it: its identity, parsed from
-// its directory name, and its metrics records.
+// conventionalName parses a name of the form <dataset>-<condition>-s<seed>
+// (see ParseRunName) whose dataset is one pad knows: the names pad train
+// and pad sweep give. "backup-of-s2" is not one.
+func conventionalName(name string) (dataset, condition string, seed int, ok bool) {
+	dataset, condition, seed, ok = ParseRunName(name)
+	if !ok || !slices.Contains(configs.Datasets(), dataset) {
+		return "", "", 0, false
+	}
+	return dataset, condition, seed, true
+}
+
+// RunSummary is one run as the report sees it: what it is, read from its
+// config.toml, and its metrics records.
 type RunSummary struct {
-	// Name is the run directory's name, <dataset>-<condition>-s<seed>.
+	// Name is the run directory's name (the last element of Dir).
 	Name string
-	// Dataset is the data set's name, e.g. "cifar10".
-	Dataset string
-	// Condition is the training condition, e.g. "pad" or "no-rem".
+	// Dir is the run directory.
+	Dir string
+	// Config is the run's config.toml; nil when the run has none, or none
+	// that reads (see Problem).
+	Config *configs.Config
+	// Problem says why the run cannot be reported (no config.toml, one
+	// that does not read); "" when it can.
+	Problem string
+	// Dataset, Condition and Seed identify the run: from Config, or, for a
+	// run without one, from a Name of the form <dataset>-<condition>-s<seed>
+	// (empty otherwise).
+	Dataset   string
 	Condition string
-	// Seed is the run's seed.
-	Seed int
+	Seed      uint64
 	// Records are the run's metrics (metrics.ReadFile of its
 	// metrics.jsonl); only the probe records are used.
 	Records []metrics.Record
 }
 
-// NewRunSummary names the records of the run directory dir (only its last
-// path element is parsed, see ParseRunName).
-func NewRunSummary(dir string, records []metrics.Record) (RunSummary, error) {
-	name := filepath.Base(filepath.Clean(dir))
-	ds, cond, seed, ok := ParseRunName(name)
-	if !ok {
-		return RunSummary{}, fmt.Errorf("report: run name %q is not <dataset>-<condition>-s<seed>", name)
+// NewRunSummary describes the run in dir with its config (nil: the run has
+// no config.toml) and its metrics records.
+func NewRunSummary(dir string, cfg *configs.Config, records []metrics.Record) RunSummary {
+	r := RunSummary{Name: filepath.Base(filepath.Clean(dir)), Dir: dir, Config: cfg, Records: records}
+	if cfg == nil {
+		r.Problem = "no config.toml"
+		if ds, cond, seed, ok := ParseRunName(r.Name); ok {
+			r.Dataset, r.Condition, r.Seed = ds, cond, uint64(seed)
+		}
+		return r
 	}
-	return RunSummary{Name: name, Dataset: ds, Condition: cond, Seed: seed, Records: records}, nil
+	r.Dataset, r.Condition, r.Seed = cfg.Data.Dataset, cfg.Train.Condition, cfg.Seed
+	return r
 }
 
-// LoadRun reads <dir>/metrics.jsonl and names it after dir. skipped is the
-// number of incomplete trailing lines ignored (see metrics.ReadFile).
+// LoadRun reads <dir>/metrics.jsonl and <dir>/config.toml. skipped is the
+// number of incomplete trailing lines ignored (see metrics.ReadFile). A
+// metrics.jsonl that does not read is an error; a run without one has no
+// records. A config.toml that is missing or does not read is the run's
+// Problem: the report lists such a run as skipped.
 func LoadRun(dir string) (run RunSummary, skipped int, err error) {
-	recs, skipped, err := metrics.ReadFile(filepath.Join(dir, metrics.FileName))
-	if err != nil {
-		return RunSummary{}, 0, fmt.Errorf("report: %w", err)
+	var recs []metrics.Record
+	path := filepath.Join(dir, metrics.FileName)
+	if _, statErr := os.Stat(path); statErr == nil {
+		if recs, skipped, err = metrics.ReadFile(path); err != nil {
+			return RunSummary{}, 0, fmt.Errorf("report: %w", err)
+		}
 	}
-	run, err = NewRunSummary(dir, recs)
-	return run, skipped, err
+	cfgPath := filepath.Join(dir, "config.toml")
+	if _, statErr := os.Stat(cfgPath); statErr != nil {
+		return NewRunSummary(dir, nil, recs), skipped, nil
+	}
+	cfg, err := configs.Load(cfgPath)
+	if err != nil {
+		run = NewRunSummary(dir, nil, recs)
+		run.Problem = err.Error()
+		return run, skipped, nil
+	}
+	return NewRunSummary(dir, &cfg, recs), skipped, nil
 }
 
-// GroupSummary aggregates the runs of one (dataset, condition) over seeds.
+// GroupSummary aggregates the runs of one dataset, condition and settings
+// over seeds.
 type GroupSummary struct {
-	// Dataset and Condition identify the group.
+	// Dataset and Condition identify the group, with Settings.
 	Dataset   string
 	Condition string
+	// Settings are the group's values of the keys that make runs
+	// comparable (see ComparableSettings), in declaration order.
+	Settings []Setting
+	// Differs lists the settings in which this group's runs differ from
+	// other groups of its dataset: what the table's row says. Empty when
+	// all the dataset's groups share their settings.
+	Differs []Setting
+	// Runs are the names of the group's runs, in seed order.
+	Runs []string
 	// N is the number of runs with a probe result.
 	N int
 	// Mean is the mean over runs of the final probe test accuracy (%).
@@ -97,7 +148,7 @@ type GroupSummary struct {
 	SEM float64
 	// Seeds, Epochs and Values give, run by run in seed order, the seed,
 	// the epoch of the final probe and its test accuracy.
-	Seeds  []int
+	Seeds  []uint64
 	Epochs []int
 	Values []float64
 	// Curve is the mean test accuracy against the epoch, with its SEM over
@@ -106,13 +157,67 @@ type GroupSummary struct {
 	CurveN []int
 }
 
+// Skip is a run the report leaves out, and why.
+type Skip struct {
+	Name, Reason string
+}
+
+func (s Skip) String() string { return s.Name + ": " + s.Reason }
+
 // ReportResult is the outcome of Report.
 type ReportResult struct {
-	// Groups in table order: datasets, then conditions in the paper's
-	// order (see ConditionOrder).
+	// Groups in table order: datasets, then settings, then conditions in
+	// the paper's order (see ConditionOrder).
 	Groups []GroupSummary
-	// Skipped names the runs left out and why (no probe records).
-	Skipped []string
+	// Skipped lists the runs left out and why, in name order: no config,
+	// no probe records, the same settings and seed as another run.
+	Skipped []Skip
+	// Warnings are about runs that are reported: a name of the form
+	// <dataset>-<condition>-s<seed> that disagrees with the run's config.
+	Warnings []string
+}
+
+// comparableExcluded reports whether a key is left out of the settings
+// that make runs comparable: the run's identity (name; dataset, condition
+// and seed, which the report groups and averages by), where the data
+// lives (but for an image folder, where it is what the data is), output
+// and probing schedules, the occlusion sweep (not in the table) and the
+// device.
+func comparableExcluded(key string, cfg configs.Config) bool {
+	switch key {
+	case "name", "seed", "data.dataset", "train.condition",
+		"train.log_every", "train.checkpoint_every", "train.sample_every",
+		"eval.every", "eval.occlusion_tile":
+		return true
+	case "data.root", "data.test_fraction":
+		return cfg.Data.Dataset != "folder"
+	}
+	return strings.HasPrefix(key, "device.")
+}
+
+// ComparableSettings returns the settings of cfg that decide what its
+// probe accuracy measures besides its dataset, condition and seed: the
+// data limits, the model, the optimisation, the epochs, the probe. Two
+// runs are averaged together only when these are equal. A loss weight or
+// the wake noise is listed only where it overrides the condition's value.
+func ComparableSettings(cfg configs.Config) []Setting {
+	plain := cfg
+	plain.Train.WakeWeight, plain.Train.NREMWeight, plain.Train.REMWeight, plain.Train.WakeNoise = nil, nil, nil, nil
+	all, base := ConfigSettings(cfg.Resolved()), ConfigSettings(plain.Resolved())
+	var out []Setting
+	for i, s := range all {
+		if comparableExcluded(s.Key, cfg) {
+			continue
+		}
+		switch s.Key {
+		case "train.wake_weight", "train.nrem_weight", "train.rem_weight", "train.wake_noise":
+			if s.Value == base[i].Value {
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // datasetOrder and conditionOrder give the rows and columns of the table
@@ -195,42 +300,93 @@ func meanSEM(v []float64) (mean, sem float64) {
 	return mean, math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }
 
-// Report groups runs by (dataset, condition) across seeds and summarises
-// each group's final-epoch probe test accuracy (the reference's
-// batch-averaged TestAcc). Runs without probe records are listed in
-// Skipped; two runs with the same dataset, condition and seed are an error.
+// Report groups runs by what they are, read from their configs — dataset,
+// condition and the settings that make runs comparable (see
+// ComparableSettings) — and summarises each group's final-epoch probe test
+// accuracy over seeds (the reference's batch-averaged TestAcc). No run
+// makes it fail: runs with a Problem (no config), without probe records,
+// or with the settings and seed of another run (kept: the one whose name
+// follows <dataset>-<condition>-s<seed>, else the first by name) are
+// listed in Skipped. Its error says there is nothing to report: no runs,
+// or none that could be grouped (the result then lists why).
 func Report(runs []RunSummary) (*ReportResult, error) {
 	if len(runs) == 0 {
 		return nil, errors.New("report: no runs")
 	}
-	type key struct{ ds, cond string }
+	runs = slices.Clone(runs)
+	// The preferred of two runs with the same settings and seed comes
+	// first: a name that says what the run is, then the name.
+	named := func(r RunSummary) bool {
+		ds, cond, seed, ok := conventionalName(r.Name)
+		return ok && ds == r.Dataset && cond == r.Condition && uint64(seed) == r.Seed
+	}
+	sort.SliceStable(runs, func(a, b int) bool {
+		if na, nb := named(runs[a]), named(runs[b]); na != nb {
+			return na
+		}
+		if runs[a].Name != runs[b].Name {
+			return runs[a].Name < runs[b].Name
+		}
+		return runs[a].Dir < runs[b].Dir
+	})
 	type runData struct {
-		seed    int
+		name    string
+		seed    uint64
 		byEpoch map[int]float64
 	}
-	groups := map[key][]runData{}
+	type group struct {
+		ds, cond string
+		settings []Setting
+		runs     []runData
+	}
+	groups := map[string]*group{}
+	var order []string
 	seen := map[string]string{}
 	res := &ReportResult{}
 	for _, r := range runs {
-		id := fmt.Sprintf("%s\x00%s\x00%d", r.Dataset, r.Condition, r.Seed)
-		if prev, dup := seen[id]; dup {
-			return nil, fmt.Errorf("report: runs %q and %q are both %s/%s seed %d", prev, r.Name, r.Dataset, r.Condition, r.Seed)
+		if r.Problem != "" || r.Config == nil {
+			reason := r.Problem
+			if reason == "" {
+				reason = "no config.toml"
+			}
+			res.Skipped = append(res.Skipped, Skip{r.Name, reason})
+			continue
 		}
-		seen[id] = r.Name
-		if r.Dataset == "" || r.Condition == "" {
-			return nil, fmt.Errorf("report: run %q has no dataset or condition", r.Name)
+		if ds, cond, seed, ok := conventionalName(r.Name); ok && !named(r) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the name says dataset %s, condition %s, seed %d, but its config.toml says dataset %s, condition %s, seed %d; reported as its config says",
+				r.Name, ds, cond, seed, r.Dataset, r.Condition, r.Seed))
+		}
+		settings := ComparableSettings(*r.Config)
+		key := r.Dataset + "\x00" + r.Condition + "\x00" + settingsKey(settings)
+		id := fmt.Sprintf("%s\x00%d", key, r.Seed)
+		if prev, dup := seen[id]; dup {
+			res.Skipped = append(res.Skipped, Skip{r.Name, fmt.Sprintf("the same settings and seed as %s, which is reported", prev)})
+			continue
 		}
 		series := probeSeries(r.Records)
 		if len(series) == 0 {
-			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: no probe results", r.Name))
+			reason := "no probe results in " + metrics.FileName
+			if r.Config.Eval.Every == 0 {
+				reason += " (eval.every = 0; pad eval linear does not add them)"
+			}
+			res.Skipped = append(res.Skipped, Skip{r.Name, reason})
 			continue
 		}
-		k := key{r.Dataset, r.Condition}
-		groups[k] = append(groups[k], runData{r.Seed, series})
+		seen[id] = r.Name
+		g := groups[key]
+		if g == nil {
+			g = &group{ds: r.Dataset, cond: r.Condition, settings: settings}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.runs = append(g.runs, runData{r.Name, r.Seed, series})
 	}
-	for k, rs := range groups {
-		sort.Slice(rs, func(a, b int) bool { return rs[a].seed < rs[b].seed })
-		g := GroupSummary{Dataset: k.ds, Condition: k.cond, N: len(rs)}
+	sort.SliceStable(res.Skipped, func(a, b int) bool { return res.Skipped[a].Name < res.Skipped[b].Name })
+	for _, k := range order {
+		gr := groups[k]
+		rs := gr.runs
+		sort.SliceStable(rs, func(a, b int) bool { return rs[a].seed < rs[b].seed })
+		g := GroupSummary{Dataset: gr.ds, Condition: gr.cond, Settings: gr.settings, N: len(rs)}
 		epochSet := map[int][]float64{}
 		for _, r := range rs {
 			last := math.MinInt
@@ -238,6 +394,7 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 				last = max(last, e)
 				epochSet[e] = append(epochSet[e], v)
 			}
+			g.Runs = append(g.Runs, r.name)
 			g.Seeds = append(g.Seeds, r.seed)
 			g.Epochs = append(g.Epochs, last)
 			g.Values = append(g.Values, r.byEpoch[last])
@@ -248,7 +405,6 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 			epochs = append(epochs, e)
 		}
 		sort.Ints(epochs)
-		g.Curve.Label = conditionName(k.cond)
 		for _, e := range epochs {
 			m, s := meanSEM(epochSet[e])
 			g.Curve.X = append(g.Curve.X, float64(e))
@@ -258,7 +414,8 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 		}
 		res.Groups = append(res.Groups, g)
 	}
-	sort.Slice(res.Groups, func(a, b int) bool {
+	markDifferences(res.Groups)
+	sort.SliceStable(res.Groups, func(a, b int) bool {
 		ga, gb := res.Groups[a], res.Groups[b]
 		da, _ := DatasetOrder(ga.Dataset)
 		db, _ := DatasetOrder(gb.Dataset)
@@ -268,6 +425,9 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 		if ga.Dataset != gb.Dataset {
 			return ga.Dataset < gb.Dataset
 		}
+		if la, lb := ga.RowLabel(), gb.RowLabel(); la != lb {
+			return la < lb
+		}
 		ca, _ := ConditionOrder(ga.Condition)
 		cb, _ := ConditionOrder(gb.Condition)
 		if ca != cb {
@@ -275,10 +435,86 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 		}
 		return ga.Condition < gb.Condition
 	})
+	for i := range res.Groups {
+		res.Groups[i].Curve.Label = res.Groups[i].curveLabel()
+	}
 	if len(res.Groups) == 0 {
-		return res, errors.New("report: no run has probe results")
+		why := make([]string, len(res.Skipped))
+		for i, sk := range res.Skipped {
+			why[i] = sk.String()
+		}
+		return res, fmt.Errorf("report: no run has a config and probe results (%s)", strings.Join(why, "; "))
 	}
 	return res, nil
+}
+
+// settingsKey joins settings into one comparable string.
+func settingsKey(settings []Setting) string {
+	parts := make([]string, len(settings))
+	for i, s := range settings {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// markDifferences sets each group's Differs: the settings whose values are
+// not the same in all the groups of its dataset. A weight a group does not
+// override is not listed for it (it is its condition's).
+func markDifferences(groups []GroupSummary) {
+	byDataset := map[string][]int{}
+	for i, g := range groups {
+		byDataset[g.Dataset] = append(byDataset[g.Dataset], i)
+	}
+	for _, idx := range byDataset {
+		// A key differs when it takes two values, or when some groups lack
+		// it (a weight that only some groups override).
+		values := map[string]map[string]bool{} // key → the values it takes
+		have := map[string]int{}               // key → the groups that have it
+		for _, i := range idx {
+			for _, s := range groups[i].Settings {
+				if values[s.Key] == nil {
+					values[s.Key] = map[string]bool{}
+				}
+				values[s.Key][s.Value] = true
+				have[s.Key]++
+			}
+		}
+		for _, i := range idx {
+			groups[i].Differs = nil
+			for _, s := range groups[i].Settings {
+				if len(values[s.Key]) > 1 || have[s.Key] < len(idx) {
+					groups[i].Differs = append(groups[i].Differs, s)
+				}
+			}
+		}
+	}
+}
+
+// RowLabel returns the group's settings that differ from other groups of
+// its dataset, "model.nf=32, train.epochs=3", or "".
+func (g GroupSummary) RowLabel() string {
+	parts := make([]string, len(g.Differs))
+	for i, s := range g.Differs {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// rowName is the table's row of the group: the dataset's display name,
+// with what differs in parentheses.
+func (g GroupSummary) rowName() string {
+	if l := g.RowLabel(); l != "" {
+		return datasetName(g.Dataset) + " (" + l + ")"
+	}
+	return datasetName(g.Dataset)
+}
+
+// curveLabel is the group's label in the accuracy plots.
+func (g GroupSummary) curveLabel() string {
+	if l := g.RowLabel(); l != "" {
+		return conditionName(g.Condition) + ", " + l
+	}
+	return conditionName(g.Condition)
 }
 
 func conditionName(c string) string { _, n := ConditionOrder(c); return n }
@@ -305,21 +541,24 @@ func (g GroupSummary) Cell() string {
 }
 
 // Markdown returns the table of the paper's Appendix 1—table 1 form: one
-// row per dataset, one column per condition (paper order, then the
-// others), cells "mean ± SEM (n=…)", "—" where a dataset lacks a condition.
-// A "†" marks a group whose runs ended at different epochs.
+// row per dataset and settings (the settings that differ between the
+// dataset's rows in parentheses), one column per condition (paper order,
+// then the others), cells "mean ± SEM (n=…)", "—" where a row lacks a
+// condition. A "†" marks a group whose runs ended at different epochs.
+// The warnings and the skipped runs with their reasons follow the table.
 func (r *ReportResult) Markdown() string {
 	var conds []string
-	var datasets []string
+	var rows []string
 	cell := map[[2]string]GroupSummary{}
 	for _, g := range r.Groups {
-		if !contains(datasets, g.Dataset) {
-			datasets = append(datasets, g.Dataset)
+		row := g.rowName()
+		if !slices.Contains(rows, row) {
+			rows = append(rows, row)
 		}
-		if !contains(conds, g.Condition) {
+		if !slices.Contains(conds, g.Condition) {
 			conds = append(conds, g.Condition)
 		}
-		cell[[2]string{g.Dataset, g.Condition}] = g
+		cell[[2]string{row, g.Condition}] = g
 	}
 	sort.SliceStable(conds, func(a, b int) bool {
 		ra, _ := ConditionOrder(conds[a])
@@ -333,7 +572,7 @@ func (r *ReportResult) Markdown() string {
 	b.WriteString("Linear-probe test accuracy (%) at each run's last probed epoch, mean ± SEM over seeds.\n\n")
 	b.WriteString("| dataset |")
 	for _, c := range conds {
-		b.WriteString(" " + conditionName(c) + " |")
+		b.WriteString(" " + mdEscape(conditionName(c)) + " |")
 	}
 	b.WriteString("\n|---|")
 	for range conds {
@@ -341,10 +580,10 @@ func (r *ReportResult) Markdown() string {
 	}
 	b.WriteString("\n")
 	mixed := false
-	for _, d := range datasets {
-		b.WriteString("| " + datasetName(d) + " |")
+	for _, row := range rows {
+		b.WriteString("| " + mdEscape(row) + " |")
 		for _, c := range conds {
-			g, ok := cell[[2]string{d, c}]
+			g, ok := cell[[2]string{row, c}]
 			if !ok {
 				b.WriteString(" — |")
 				continue
@@ -361,29 +600,35 @@ func (r *ReportResult) Markdown() string {
 	if mixed {
 		b.WriteString("\n† the runs of this cell ended at different epochs.\n")
 	}
+	if len(r.Warnings) > 0 {
+		b.WriteString("\nWarnings:\n\n")
+		for _, w := range r.Warnings {
+			b.WriteString("- " + w + "\n")
+		}
+	}
 	if len(r.Skipped) > 0 {
-		b.WriteString("\nSkipped: " + strings.Join(r.Skipped, "; ") + "\n")
+		b.WriteString("\nSkipped:\n\n")
+		for _, s := range r.Skipped {
+			b.WriteString("- " + s.String() + "\n")
+		}
 	}
 	return b.String()
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// mdEscape keeps a table cell's text from closing the cell.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
 }
 
 // CSV returns one line per group (long format) with the header
-// dataset,condition,n,mean,sem,seeds,epochs,values; the last three are
-// ';'-separated per-run lists in seed order, and sem is empty for n = 1.
+// dataset,condition,n,mean,sem,seeds,epochs,values,settings,runs; seeds,
+// epochs, values and runs are ';'-separated per-run lists in seed order,
+// settings is the group's RowLabel, and sem is empty for n = 1.
 func (r *ReportResult) CSV() string {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	_ = w.Write([]string{"dataset", "condition", "n", "mean", "sem", "seeds", "epochs", "values"})
+	_ = w.Write([]string{"dataset", "condition", "n", "mean", "sem", "seeds", "epochs", "values", "settings", "runs"})
 	for _, g := range r.Groups {
 		sem := ""
 		if g.N > 1 {
@@ -393,12 +638,13 @@ func (r *ReportResult) CSV() string {
 		epochs := make([]string, len(g.Epochs))
 		values := make([]string, len(g.Values))
 		for i := range g.Seeds {
-			seeds[i] = strconv.Itoa(g.Seeds[i])
+			seeds[i] = strconv.FormatUint(g.Seeds[i], 10)
 			epochs[i] = strconv.Itoa(g.Epochs[i])
 			values[i] = f(g.Values[i])
 		}
 		_ = w.Write([]string{g.Dataset, g.Condition, strconv.Itoa(g.N), f(g.Mean), sem,
-			strings.Join(seeds, ";"), strings.Join(epochs, ";"), strings.Join(values, ";")})
+			strings.Join(seeds, ";"), strings.Join(epochs, ";"), strings.Join(values, ";"),
+			g.RowLabel(), strings.Join(g.Runs, ";")})
 	}
 	w.Flush()
 	return buf.String()
@@ -406,12 +652,12 @@ func (r *ReportResult) CSV() string {
 
 // PlotCurves writes one figure per dataset into dir,
 // accuracy-<dataset>.png, with the accuracy-against-epoch curve of every
-// condition (mean over seeds, shaded ± SEM), and returns the paths.
+// group (mean over seeds, shaded ± SEM), and returns the paths.
 func (r *ReportResult) PlotCurves(dir string) ([]string, error) {
 	var paths []string
 	var datasets []string
 	for _, g := range r.Groups {
-		if !contains(datasets, g.Dataset) {
+		if !slices.Contains(datasets, g.Dataset) {
 			datasets = append(datasets, g.Dataset)
 		}
 	}
@@ -422,7 +668,7 @@ func (r *ReportResult) PlotCurves(dir string) ([]string, error) {
 				continue
 			}
 			c := g.Curve
-			c.Label = fmt.Sprintf("%s (n=%d)", conditionName(g.Condition), g.N)
+			c.Label = fmt.Sprintf("%s (n=%d)", g.curveLabel(), g.N)
 			if g.N < 2 {
 				c.SEM = nil
 			}

@@ -3,7 +3,8 @@
 # once per seed, each a different sequence of SIGKILLs of `pad train` and
 # restarts until the run completes, then the other failure tests of train/
 # (a checkpoint write failing part-way, the file-size limit, interrupts,
-# the run lock, mismatched and foreign checkpoints, stale temporary files).
+# the run lock, mismatched and foreign checkpoints, stale temporary files,
+# --resume after kills before the first checkpoint).
 # Prints each sequence's counts and their totals.
 #
 # Usage: scripts/crash-test.sh        (make crash-test)
@@ -30,7 +31,7 @@ for seed in $SEEDS; do
 	grep -o 'seed [0-9]*: .* s$' "$log/seed-$seed.log" | tail -1
 done
 
-others='^(TestCheckpointWriteFailsMidway|TestCLIFailures|TestInterruptCheckpoints|TestInterruptAtEpochEnd|TestRunDirectoryLock|TestExistingRunNeedsResume|TestCheckpointShapeMismatch|TestCheckpointChannelMismatch|TestForeignSafetensors|TestNewRemovesStaleTemps|TestResumeIsExact)$'
+others='^(TestCheckpointWriteFailsMidway|TestCLIFailures|TestInterruptCheckpoints|TestInterruptAtEpochEnd|TestRunDirectoryLock|TestExistingRunNeedsResume|TestCheckpointShapeMismatch|TestCheckpointChannelMismatch|TestForeignSafetensors|TestNewRemovesStaleTemps|TestResumeIsExact|TestResumeAfterKillBeforeFirstCheckpoint|TestResumeWithoutCheckpointStartsAfresh|TestFreshStartSetsAsideOrphanMetrics)$'
 if go test ./train -run "$others" -count=1 -v >"$log/others.log" 2>&1; then
 	echo "other failure tests: $(grep -c '^--- PASS' "$log/others.log") passed"
 else

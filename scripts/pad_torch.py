@@ -10,13 +10,13 @@ independent of pad's Go code, for three jobs:
               parameter after each Adam step, in float64.
   draws       a small file of pad's random numbers (Philox words, uniforms,
               normals, shuffles, occlusion masks, initial parameters,
-              tinted images) that pad's Go test internal/parity compares
+              tinted images) that pad's Go test tools/parity compares
               with its own draws bit for bit.
   trajectory  many iterations of a condition on the embedded Fashion-MNIST
               sample (C=1) or its tinted colour version (C=3), with pad's
               batch order, masks and noise: every loss of every iteration
               and every parameter every few iterations, for comparison with
-              pad's float64 CPU twin (internal/tools/parity).
+              pad's float64 CPU twin (tools/cmd/parity).
 
 Random numbers follow internal/rng (Philox4x32-10; counter = (block, low
 and high word of the sequence number, stream), key = seed) and
@@ -651,7 +651,7 @@ def cmd_fixtures(a):
         committed = os.path.join(a.committed, name) if a.committed else None
         if committed and os.path.exists(committed):
             # The repository keeps these fixtures rounded to float32
-            # (internal/tools/fixtures32): count the float32 values that
+            # (tools/cmd/fixtures32): count the float32 values that
             # differ from ours rounded the same way.
             c32, _, _ = read_safetensors(committed)
             diff = total = 0

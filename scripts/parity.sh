@@ -2,7 +2,7 @@
 # Long-horizon parity of pad with an independent PyTorch implementation:
 # scripts/pad_torch.py records float64 trajectories (every loss of every
 # iteration, every parameter every EVERY iterations) with pad's random
-# numbers, then internal/tools/parity trains pad's float64 CPU twin through
+# numbers, then tools/cmd/parity trains pad's float64 CPU twin through
 # its real trainer on the same data and reports the relative errors, as a
 # table, OUT/<model>/parity.json and two PNG curves per model size.
 #
@@ -56,7 +56,7 @@ for m in $MODELS; do
 	done
 	echo "== pad against PyTorch: nf $nf, nz $nz, batch $BATCH, $IMAGES images, $ITERS iterations"
 	t0=$SECONDS
-	go run ./internal/tools/parity -out "$dir" -threads "$THREADS" -floor "$FLOOR" "${files[@]}" || status=1
+	go run ./tools/cmd/parity -out "$dir" -threads "$THREADS" -floor "$FLOOR" "${files[@]}" || status=1
 	echo "pad side: $((SECONDS - t0)) s"
 done
 exit $status

@@ -329,3 +329,98 @@ func TestCrashAndResume(t *testing.T) {
 		t.Errorf("%d train records, want 30", n)
 	}
 }
+
+// TestResumeAfterKillBeforeFirstCheckpoint is the job that always passes
+// --resume (a crash-recovery loop, a cluster job script): `pad train
+// --resume` killed before its first checkpoint — at start-up, once
+// config.toml exists; in the middle of the first epoch; during the first
+// checkpoint write — is started again with the same command each time,
+// and the run completes equal to an uninterrupted one.
+func TestResumeAfterKillBeforeFirstCheckpoint(t *testing.T) {
+	bin := buildPad(t)
+	base := t.TempDir()
+	// One checkpoint per epoch: the first one comes after iteration 10.
+	const perEpoch = "train.checkpoint_every=0"
+	ref := newPadCmd(bin, filepath.Join(base, "ref"), perEpoch)
+	if code, out := ref.run(t, false); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, out)
+	}
+	p := newPadCmd(bin, filepath.Join(base, "crash"), perEpoch)
+	dir := p.dir()
+	ckpt := filepath.Join(dir, CheckpointName)
+
+	// kill starts `pad train --resume`, kills it with SIGKILL once when
+	// holds, and returns its output. A run that ends by itself fails the
+	// test.
+	kill := func(what string, when func(*watcher) bool) string {
+		t.Helper()
+		w := &watcher{}
+		cmd := p.command(w, true)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		var waitErr error
+		go func() { waitErr = cmd.Wait(); close(exited) }()
+		if !waitFor(func() bool { return when(w) }, exited, 30*time.Second) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("%s: the moment to kill never came (%v)\n%s", what, waitErr, w.text())
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-exited
+		if st, _ := cmd.ProcessState.Sys().(syscall.WaitStatus); !st.Signaled() || st.Signal() != syscall.SIGKILL {
+			t.Fatalf("%s: pad was not killed (%v)\n%s", what, waitErr, w.text())
+		}
+		checkValidRun(t, dir)
+		return w.text()
+	}
+
+	// At start-up: config.toml, an empty metrics.jsonl and an event file.
+	kill("start-up", func(*watcher) bool { return fileExists(filepath.Join(dir, "config.toml")) })
+	if fileExists(ckpt) {
+		t.Fatal("a checkpoint after a kill at start-up")
+	}
+	// In the first epoch, after some iterations were logged.
+	kill("first epoch", func(w *watcher) bool { return w.lastIter() >= 3 })
+	if fileExists(ckpt) {
+		t.Fatal("a checkpoint after a kill in the first epoch")
+	}
+	if recs, _, err := metrics.ReadFile(filepath.Join(dir, metrics.FileName)); err != nil || len(recs) == 0 {
+		t.Fatalf("the killed attempt logged nothing (%v)", err)
+	}
+	// During the first checkpoint write: the temporary file exists, the
+	// checkpoint does not. A kill that comes after the rename is retried
+	// from an empty runs folder (which --resume starts, too).
+	landed, tries := false, 0
+	for ; tries < 20 && !landed; tries++ {
+		kill("first checkpoint write", func(*watcher) bool { return hasTemp(dir) })
+		if landed = hasTemp(dir) && !fileExists(ckpt); !landed {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !landed {
+		t.Fatal("no kill landed during the first checkpoint write in 20 tries")
+	}
+	t.Logf("the kill in the first checkpoint write landed at try %d", tries)
+
+	// The same command again completes the run.
+	code, out := p.run(t, true)
+	if code != 0 {
+		t.Fatalf("--resume after the kills: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "notice: --resume: "+dir+" has no checkpoint to resume from; starting the run afresh; the records of the earlier attempt are kept as") {
+		t.Errorf("no notice of the fresh start:\n%s", out)
+	}
+	sameCheckpoint(t, ref.dir(), dir)
+	sameRecords(t, "train records", recordsOf(t, ref.dir(), metrics.KindTrain), recordsOf(t, dir, metrics.KindTrain))
+	sameRecords(t, "epoch records", recordsOf(t, ref.dir(), metrics.KindEpoch), recordsOf(t, dir, metrics.KindEpoch))
+	if tmp := tempNames(t, dir); len(tmp) > 0 {
+		t.Errorf("temporary files left after the final run: %v", tmp)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(dir, metrics.FileName+".abandoned-*")); len(kept) == 0 {
+		t.Error("the killed attempts' records were not kept aside")
+	}
+}

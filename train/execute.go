@@ -18,7 +18,12 @@ type Job struct {
 	// Dir is the run directory. Execute creates it only once Preflight
 	// has passed.
 	Dir string
-	// Resume continues the run from Dir's checkpoint.
+	// Resume continues the run from Dir's checkpoint; when Dir has none
+	// (the run never started, or a crash came before its first checkpoint)
+	// the run starts afresh with a notice on Log, so the same Job can be
+	// repeated after any crash. A checkpoint, or a config.toml without one,
+	// written with settings that change the trajectory is an error naming
+	// the keys.
 	Resume bool
 	// Progress says how the training shows its progress on Log.
 	Progress ProgressMode

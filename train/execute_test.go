@@ -135,8 +135,8 @@ func TestExecute(t *testing.T) {
 	}
 }
 
-// A run that fails its preflight (missing data, --resume of nothing, a
-// checkpoint without --resume) or whose device does not open leaves
+// A run that fails its preflight (missing data, a checkpoint without
+// --resume) or whose device does not open leaves
 // nothing behind: no run directory; and no backend is opened before the
 // preflight passed.
 func TestExecuteFailsBeforeTheRun(t *testing.T) {
@@ -152,7 +152,6 @@ func TestExecuteFailsBeforeTheRun(t *testing.T) {
 		opens   int
 	}{
 		{"missing data", tiny(t, "data.dataset=mnist", "data.root="+filepath.Join(base, "no-data")), false, nil, "no-data", 0},
-		{"resume of nothing", tiny(t), true, nil, "no checkpoint", 0},
 		{"device", tiny(t), false, errors.New("no such device"), "no such device", 1},
 	} {
 		var p jobProbe

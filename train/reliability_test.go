@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -363,6 +364,83 @@ func TestFreshStartSetsAsideOrphanMetrics(t *testing.T) {
 	sameCheckpoint(t, ref, dir)
 	if kept, err := os.ReadFile(filepath.Join(dir, metrics.FileName+".abandoned-1")); err != nil || string(kept) != string(old) {
 		t.Fatalf("the earlier attempt's records were not kept aside unchanged: %v", err)
+	}
+}
+
+// --resume in a run directory without a checkpoint starts the run afresh,
+// with one notice line, keeping the earlier attempt's records aside as the
+// plain command does: the result is the uninterrupted run. A config.toml
+// there with other settings is an error that names the keys, and changes
+// nothing.
+func TestResumeWithoutCheckpointStartsAfresh(t *testing.T) {
+	cfg := tiny(t, "train.checkpoint_every=0")
+	ref := reference(t, cfg)
+
+	// A run directory that does not exist yet.
+	var log bytes.Buffer
+	dir := filepath.Join(t.TempDir(), "never-started")
+	if _, err := runOne(t, cfg, dir, true, context.Background(), &log, ProgressNone); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(log.String(), "notice:"); n != 1 || !strings.Contains(log.String(), "notice: --resume: "+dir+" has no checkpoint to resume from; starting the run afresh\n") {
+		t.Errorf("log of a --resume of nothing:\n%s", log.String())
+	}
+	sameCheckpoint(t, ref, dir)
+
+	// What a process killed before its first checkpoint leaves: config.toml,
+	// metrics.jsonl with some records, an event file, a temporary checkpoint.
+	dir = filepath.Join(t.TempDir(), "run")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// (The earlier attempt ran for more epochs: keys outside the config
+	// hash may differ.)
+	resolved, err := tiny(t, "train.checkpoint_every=0", "train.epochs=5").Resolved().TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []byte
+	for _, r := range recordsOf(t, ref, metrics.KindTrain)[:2] {
+		line, _ := r.MarshalJSON()
+		old = append(append(old, line...), '\n')
+	}
+	for name, data := range map[string][]byte{
+		"config.toml":                  resolved,
+		metrics.FileName:               old,
+		"." + CheckpointName + ".tmp1": []byte("torn"),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Another model is refused, naming the keys, and leaves all as it was.
+	before := filesIn(t, dir)
+	_, err = runOne(t, tiny(t, "train.checkpoint_every=0", "model.nz=16", "train.condition=no-rem"), dir, true, context.Background(), nil, ProgressNone)
+	if err == nil || !strings.Contains(err.Error(), "different config (model.nz 8 → 16, train.condition pad → no-rem, train.nrem_weight 1 → 0.5, train.rem_weight 1 → 0, train.wake_noise 0 → 0.5)") ||
+		!strings.Contains(err.Error(), filepath.Join(dir, "config.toml")) {
+		t.Fatalf("--resume with another config and no checkpoint: %v", err)
+	}
+	if after := filesIn(t, dir); !maps.Equal(after, before) {
+		t.Errorf("the refused --resume changed the run directory")
+	}
+
+	log.Reset()
+	if _, err := runOne(t, cfg, dir, true, context.Background(), &log, ProgressNone); err != nil {
+		t.Fatal(err)
+	}
+	want := "notice: --resume: " + dir + " has no checkpoint to resume from; starting the run afresh; the records of the earlier attempt are kept as " +
+		filepath.Join(dir, metrics.FileName+".abandoned-1") + "\n"
+	if !strings.Contains(log.String(), want) || strings.Count(log.String(), "notice:") != 1 {
+		t.Errorf("log lacks %q (once):\n%s", want, log.String())
+	}
+	sameCheckpoint(t, ref, dir)
+	sameRecords(t, "train and epoch records", recordsOf(t, ref, metrics.KindTrain, metrics.KindEpoch), recordsOf(t, dir, metrics.KindTrain, metrics.KindEpoch))
+	if kept, err := os.ReadFile(filepath.Join(dir, metrics.FileName+".abandoned-1")); err != nil || string(kept) != string(old) {
+		t.Fatalf("the earlier attempt's records were not kept aside unchanged: %v", err)
+	}
+	if tmp := tempNames(t, dir); len(tmp) > 0 {
+		t.Errorf("temporary files left: %v", tmp)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pad-dreaming/pad/backend"
@@ -48,7 +49,7 @@ func (e *NonFiniteError) Error() string {
 type Options struct {
 	Config   configs.Config  // validated
 	Dir      string          // run directory
-	Resume   bool            // continue from Dir's checkpoint
+	Resume   bool            // continue from Dir's checkpoint, or start afresh when it has none
 	Backend  backend.Backend // where the model lives
 	Log      io.Writer       // progress and notices (nil: discard)
 	Progress ProgressMode
@@ -67,11 +68,10 @@ type Data struct {
 
 // Preflight checks everything a run can check before it touches the
 // device or the file system: the config's values, the condition, the data
-// files (loading them), whether another process holds dir, and whether
-// dir holds a checkpoint to resume from (with resume) or none to
-// overwrite (without). It creates no directory and writes nothing but the
-// lock file of an existing run directory, so a failing run leaves nothing
-// behind.
+// files (loading them), whether another process holds dir, and dir's
+// checkpoint (see checkpointToResume). It creates no directory and writes
+// nothing but the lock file of an existing run directory, so a failing run
+// leaves nothing behind.
 func Preflight(cfg configs.Config, dir string, resume bool) (*Data, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -94,9 +94,14 @@ func Preflight(cfg configs.Config, dir string, resume bool) (*Data, error) {
 	return LoadData(cfg)
 }
 
-// checkpointToResume applies the rule on dir's checkpoint: with resume
-// there must be one, written with cfg (its config hash), and it is
-// returned; without resume there must be none, and the result is nil.
+// checkpointToResume applies the rule on dir's checkpoint. Without
+// resume there must be none, and the result is nil. With resume, a
+// checkpoint must have been written with cfg (its config hash), and it is
+// returned; when there is none (a run never started, or killed before its
+// first checkpoint was complete) the result is nil and the run starts
+// afresh (New says so), unless dir's config.toml shows that the run was
+// started with settings that change the trajectory. Either mismatch is an
+// error naming the keys that differ.
 func checkpointToResume(cfg configs.Config, dir string, resume bool) (*Checkpoint, error) {
 	ckptPath := filepath.Join(dir, CheckpointName)
 	if !resume {
@@ -106,17 +111,62 @@ func checkpointToResume(cfg configs.Config, dir string, resume bool) (*Checkpoin
 		return nil, nil
 	}
 	if !fileExists(ckptPath) {
-		return nil, fmt.Errorf("--resume: %s has no checkpoint (%s) to resume from", dir, CheckpointName)
+		return nil, sameRunConfig(cfg, dir)
 	}
 	ckpt, err := ReadCheckpoint(ckptPath)
 	if err != nil {
 		return nil, err
 	}
 	if h := cfg.Hash(); ckpt.State.ConfigHash != h {
-		return nil, fmt.Errorf("--resume: %s was written with a different config (hash %s, now %s): the model or the training settings changed; start a new run or restore %s",
-			ckptPath, ckpt.State.ConfigHash, h, filepath.Join(dir, "config.toml"))
+		changes := ""
+		if old, err := configs.Parse([]byte(ckpt.State.Config), ckptPath); err == nil {
+			changes = describeChanges(old, cfg)
+		}
+		return nil, fmt.Errorf("--resume: %s was written with a different config%s (hash %s, now %s): the model or the training settings changed; resume with the run's settings (%s), or start a new run (--set name=...)",
+			ckptPath, changes, ckpt.State.ConfigHash, h, filepath.Join(dir, "config.toml"))
 	}
 	return ckpt, nil
+}
+
+// sameRunConfig checks, for a --resume that finds no checkpoint in dir,
+// that the config.toml an earlier attempt left there (if any) trains what
+// cfg trains: keys outside the config hash (epochs, output, evaluation,
+// device) may change, as on any resume.
+func sameRunConfig(cfg configs.Config, dir string) error {
+	path := filepath.Join(dir, "config.toml")
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	old, err := configs.Load(path)
+	if err != nil {
+		return fmt.Errorf("--resume: the run's own config: %w", err)
+	}
+	if old.Hash() == cfg.Hash() {
+		return nil
+	}
+	return fmt.Errorf("--resume: %s has no checkpoint, but its config.toml holds a different config%s: resume with the run's settings (%s), or start a new run (--set name=...)",
+		dir, describeChanges(old, cfg), path)
+}
+
+// describeChanges lists, for an error message, the keys of the config
+// hash whose values differ between the run's config old and cfg:
+// " (model.nf 8 → 4, train.condition pad → no-rem)", or "" when none do.
+func describeChanges(old, cfg configs.Config) string {
+	excluded := map[string]bool{}
+	for _, k := range configs.HashExcluded() {
+		excluded[k] = true
+	}
+	changes := eval.ConfigChanges(old, cfg, func(key string) bool {
+		return excluded[key] || (key == "data.test_fraction" && cfg.Data.Dataset != "folder" && old.Data.Dataset != "folder")
+	})
+	if len(changes) == 0 {
+		return ""
+	}
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = c.String()
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // Trainer is one training run.
@@ -184,8 +234,19 @@ func New(opt Options) (_ *Trainer, err error) {
 		return nil, err
 	}
 	if ckpt == nil {
-		if err := setAsideOrphanMetrics(opt.Dir, log); err != nil {
+		aside, err := setAsideOrphanMetrics(opt.Dir)
+		if err != nil {
 			return nil, err
+		}
+		kept := ""
+		if aside != "" {
+			kept = fmt.Sprintf("; the records of the earlier attempt are kept as %s", aside)
+		}
+		switch {
+		case opt.Resume:
+			fmt.Fprintf(log, "notice: --resume: %s has no checkpoint to resume from; starting the run afresh%s\n", opt.Dir, kept)
+		case aside != "":
+			fmt.Fprintf(log, "notice: %s has no checkpoint%s\n", opt.Dir, kept)
 		}
 	}
 	if err := t.buildModel(); err != nil {
@@ -805,13 +866,14 @@ func removeStaleTemps(dir string, log io.Writer) error {
 }
 
 // setAsideOrphanMetrics renames the metrics.jsonl of a run that is
-// started afresh to metrics.jsonl.abandoned-N: with no checkpoint, its
-// records come from an earlier attempt that died before its first
-// checkpoint, and the new run would repeat them.
-func setAsideOrphanMetrics(dir string, log io.Writer) error {
+// started afresh to metrics.jsonl.abandoned-N and returns that path ("" when
+// there was none): with no checkpoint, its records come from an earlier
+// attempt that died before its first checkpoint, and the new run would
+// repeat them.
+func setAsideOrphanMetrics(dir string) (string, error) {
 	path := filepath.Join(dir, metrics.FileName)
 	if !fileExists(path) {
-		return nil
+		return "", nil
 	}
 	for k := 1; ; k++ {
 		aside := fmt.Sprintf("%s.abandoned-%d", path, k)
@@ -819,9 +881,8 @@ func setAsideOrphanMetrics(dir string, log io.Writer) error {
 			continue
 		}
 		if err := os.Rename(path, aside); err != nil {
-			return fmt.Errorf("run %s: setting aside the records of an attempt without a checkpoint: %w", dir, err)
+			return "", fmt.Errorf("run %s: setting aside the records of an attempt without a checkpoint: %w", dir, err)
 		}
-		fmt.Fprintf(log, "notice: %s has no checkpoint; the records of the earlier attempt are kept as %s\n", dir, aside)
-		return nil
+		return aside, nil
 	}
 }

@@ -148,15 +148,14 @@ func TestExistingRunNeedsResume(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("second run without --resume: %v", err)
 	}
-	// A different model cannot resume the run.
-	_, err = run(t, tiny(t, "model.nf=8"), dir, true, context.Background())
-	if err == nil || !strings.Contains(err.Error(), "different config") {
+	// A different model cannot resume the run; the error names the keys.
+	_, err = run(t, tiny(t, "model.nf=8", "train.lr_e=0.001"), dir, true, context.Background())
+	if err == nil || !strings.Contains(err.Error(), "different config (model.nf 4 → 8, train.lr_e 0.0002 → 0.001)") {
 		t.Fatalf("resume with another config: %v", err)
 	}
-	// Nor can --resume start a run that has no checkpoint.
-	_, err = run(t, tiny(t), t.TempDir(), true, context.Background())
-	if err == nil || !strings.Contains(err.Error(), "no checkpoint") {
-		t.Fatalf("resume without a checkpoint: %v", err)
+	// Keys outside the config hash may change on a resume.
+	if _, err = run(t, tiny(t, "train.max_iters=3", "train.log_every=2"), dir, true, context.Background()); err != nil {
+		t.Fatalf("resume with another train.max_iters: %v", err)
 	}
 }
 

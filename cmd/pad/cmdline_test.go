@@ -59,13 +59,31 @@ func TestMissingDataLeavesNothing(t *testing.T) {
 		t.Errorf("default root: code %d\n%s", code, errOut)
 	}
 
-	// --resume of a run that does not exist, likewise.
-	code, _, errOut = runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu", "--resume", "--set", "name=nothing")
-	if code != exitError || !strings.Contains(errOut, "no checkpoint") {
-		t.Errorf("--resume without a run: code %d\n%s", code, errOut)
+	// --resume of a run killed before its first checkpoint (config.toml,
+	// no checkpoint) under another model: refused before the backend
+	// opens, naming the keys; the run directory is left as it was.
+	run := filepath.Join(runs, "killed")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(runs); !os.IsNotExist(err) {
-		t.Errorf("%s exists after --resume of nothing (%v)", runs, err)
+	cfg, err := configs.Open("quickstart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.Model.NZ = "killed", 16
+	text, err := cfg.Resolved().TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "config.toml"), text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runPad(t, "train", "--runs", runs, "--progress", "none", "--device", "cpu", "--resume", "--set", "name=killed", "--set", "model.nz=8")
+	if code != exitError || !strings.Contains(errOut, "different config (model.nz 16 → 8)") || !strings.Contains(errOut, filepath.Join(run, "config.toml")) {
+		t.Errorf("--resume under another config: code %d\n%s", code, errOut)
+	}
+	if entries, _ := os.ReadDir(run); len(entries) > 2 { // config.toml and the lock file
+		t.Errorf("%s after a refused --resume: %v", run, entries)
 	}
 	if *opens != 0 {
 		t.Errorf("the backend was opened %d times", *opens)

@@ -25,7 +25,13 @@ The run directory runs/<name>/ receives config.toml (the resolved config),
 metrics.jsonl and TensorBoard events, checkpoint.safetensors and samples/.
 The name is the config's name, or <dataset>-<condition>-s<seed>.
 Ctrl-C finishes the current iteration, writes a checkpoint and exits with
-code 130; --resume continues from it.
+code 130; --resume continues from it. A run that has no checkpoint yet (it
+never started, or a crash came before its first checkpoint) is started
+afresh by --resume with a one-line notice, the earlier attempt's records
+kept aside, so the same command can be repeated after any crash. A
+--resume whose config differs from the run's in a setting that changes
+the training (model, data, optimiser, condition, seed) is an error naming
+those keys; epochs, max_iters, logging, evaluation and device may change.
 `
 
 // Config errors follow one rule, whichever way the config came in: the
@@ -87,7 +93,8 @@ func finishConfig(cfg *configs.Config, device string) error {
 }
 
 // runName is the config's name, "quickstart" for the quickstart, or
-// <dataset>-<condition>-s<seed>, the form `pad report` groups by.
+// <dataset>-<condition>-s<seed>, the form pad sweep uses (pad report groups
+// runs by their config.toml, whatever their names).
 func runName(cfg configs.Config, base string) string {
 	if cfg.Name != "" {
 		return cfg.Name
@@ -107,7 +114,7 @@ func cmdTrain(args []string, e *env) error {
 	cfgRef := fs.String("config", "", "TOML config file or built-in config name (default: quickstart)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key, `key=value` (repeatable)")
-	resume := fs.Bool("resume", false, "continue the run from its checkpoint")
+	resume := fs.Bool("resume", false, "continue the run from its checkpoint (start it afresh when it has none)")
 	device := fs.String("device", "", "auto, cpu or cuda (default: the config's device.kind)")
 	runs := fs.String("runs", "runs", "directory holding the run directories")
 	prog := fs.String("progress", "auto", "auto, bar, lines or none")

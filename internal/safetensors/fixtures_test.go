@@ -13,7 +13,7 @@ import (
 
 const (
 	sharedFixtures = "../../../shared/fixtures" // PyTorch originals, beside the repository
-	repoFixtures   = "../../testdata/fixtures"  // float32 copies made by internal/tools/fixtures32
+	repoFixtures   = "../../testdata/fixtures"  // float32 copies made by tools/cmd/fixtures32
 )
 
 // sharedDir returns the directory of the PyTorch fixtures, skipping the
@@ -162,7 +162,7 @@ func TestRepoFixtures(t *testing.T) {
 		}
 		sum := sha256.Sum256(origBytes)
 		if got := f.Metadata["source_sha256"]; got != hex.EncodeToString(sum[:]) {
-			t.Errorf("%s: made from a source with sha256 %s, ../shared has %x: regenerate with internal/tools/fixtures32", name, got, sum)
+			t.Errorf("%s: made from a source with sha256 %s, ../shared has %x: regenerate with tools/cmd/fixtures32", name, got, sum)
 		}
 		orig, err := decodeBytes(origBytes, name)
 		if err != nil {

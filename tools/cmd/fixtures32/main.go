@@ -12,7 +12,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./internal/tools/fixtures32 -src ../shared/fixtures -dst testdata/fixtures
+//	go run ./tools/cmd/fixtures32 -src ../shared/fixtures -dst testdata/fixtures
 //
 // The output is deterministic: running it again on the same sources gives
 // the same bytes.
@@ -97,7 +97,7 @@ func convert(in, out string, info json.RawMessage) error {
 	w.SetMetadata("source", filepath.Base(in))
 	w.SetMetadata("source_sha256", sum(raw))
 	w.SetMetadata("source_dtype", "F64")
-	w.SetMetadata("converted_by", "internal/tools/fixtures32: F64 tensors rounded to the nearest F32")
+	w.SetMetadata("converted_by", "tools/cmd/fixtures32: F64 tensors rounded to the nearest F32")
 	if len(info) > 0 {
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, info); err != nil {

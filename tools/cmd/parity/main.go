@@ -6,7 +6,7 @@
 //
 // Usage, from the repository root (make parity runs the whole comparison):
 //
-//	go run ./internal/tools/parity [-out DIR] [-threads N] [-tol X] [-floor CONDITIONS] [-margin N] TRAJECTORY.safetensors...
+//	go run ./tools/cmd/parity [-out DIR] [-threads N] [-tol X] [-floor CONDITIONS] [-margin N] TRAJECTORY.safetensors...
 //
 // Each file names its settings (condition, channels, sizes, iterations,
 // seed) in its metadata; pad is run with the same ones through its real
@@ -45,7 +45,7 @@ import (
 
 	"github.com/pad-dreaming/pad/dataset"
 	"github.com/pad-dreaming/pad/eval"
-	"github.com/pad-dreaming/pad/internal/parity"
+	"github.com/pad-dreaming/pad/tools/parity"
 )
 
 // floor holds the conditions whose float64 floor is measured ("all":
