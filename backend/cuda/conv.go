@@ -82,7 +82,29 @@ type algoChoice struct {
 // with FMA math set explicitly (forced): the caller must then ask cuDNN
 // for the workspace of the FMA variant and check that it runs, and go on
 // to the next choice if it does not.
+//
+// Deterministic algorithms come before non-deterministic ones (each group
+// in the order above): an algorithm whose sums land in a different order
+// from run to run (cuDNN's backward ALGO_0 and filter ALGO_3) makes two
+// identical runs differ, and Adam's first steps amplify that into
+// visibly different training. The simulated GPU showed it: the fixture
+// parity flickered with the order its non-deterministic algorithms drew.
 func rankAlgos(perfs []cu.AlgoPerf, fp32 bool, maxWorkspace int) []algoChoice {
+	out := rankAlgosAnyOrder(perfs, fp32, maxWorkspace)
+	var det, nondet []algoChoice
+	for _, c := range out {
+		if c.perf.Determinism == cu.Deterministic {
+			det = append(det, c)
+		} else {
+			nondet = append(nondet, c)
+		}
+	}
+	return append(det, nondet...)
+}
+
+// rankAlgosAnyOrder is rankAlgos without the preference for deterministic
+// algorithms.
+func rankAlgosAnyOrder(perfs []cu.AlgoPerf, fp32 bool, maxWorkspace int) []algoChoice {
 	usable := func(pf cu.AlgoPerf) bool { return pf.OK() && pf.Memory <= uintptr(maxWorkspace) }
 	var out []algoChoice
 	for _, pf := range perfs {

@@ -436,6 +436,20 @@ func TestGraphConvStepsMatchCPU(t *testing.T) {
 // In FP32 mode only results measured with FMA math are accepted; without
 // any, each algorithm is tried with FMA math set explicitly. In TF32 mode
 // every usable result counts, with its own math type.
+func TestRankAlgosPrefersDeterministic(t *testing.T) {
+	det := func(algo int, d cu.Determinism) cu.AlgoPerf {
+		return cu.AlgoPerf{Algo: algo, MathType: cu.DNNFMAMath, Determinism: d}
+	}
+	got := rankAlgos([]cu.AlgoPerf{det(0, cu.NonDeterministic), det(3, cu.NonDeterministic), det(1, cu.Deterministic), det(5, cu.Deterministic)}, true, 1<<20)
+	var order []int
+	for _, c := range got {
+		order = append(order, c.perf.Algo)
+	}
+	if !reflect.DeepEqual(order, []int{1, 5, 0, 3}) {
+		t.Errorf("order %v, want the deterministic 1 and 5 first, then 0 and 3", order)
+	}
+}
+
 func TestRankAlgos(t *testing.T) {
 	const limit = 1 << 20
 	perf := func(algo int, m cu.DNNMath, status int, mem uintptr) cu.AlgoPerf {
