@@ -180,6 +180,13 @@ PADSIM_EXPORT const char* padsim_last_message(void);
 //                        the folder of libnvrtc.so.13 + "/cache")
 // PAD_CUDASIM_CXX        the C++ compiler NVRTC runs (default: g++, then c++)
 // PAD_CUDASIM_QUIET=1    no "cudasim:" lines on stderr
+// PAD_CUDASIM_PLAIN=0    run barrier-free kernels on fibers too (by default NVRTC's
+//                        scan runs a kernel that reaches no barrier, shuffle or vote
+//                        as plain calls, one CUDA thread after another)
+// PAD_CUDASIM_THREADS    threads the simulated cuDNN and cuBLAS compute with
+//                        (default: the cores; results do not depend on it)
+// PAD_CUDASIM_KEEP_TMP=1 NVRTC keeps each compile's folder (for debugging)
+// NVIDIA_TF32_OVERRIDE=0 no TF32 rounding in cuDNN or cuBLAS, as NVIDIA's libraries
 
 #ifdef __cplusplus
 }
