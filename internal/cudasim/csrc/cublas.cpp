@@ -16,6 +16,7 @@
 // CUBLAS_COMPUTE_32F_FAST_16F) rounds them to half. NVIDIA_TF32_OVERRIDE=0
 // disables TF32 as it does on hardware.
 #include "padsim.h"
+#include "simcompute.h"
 
 #include <algorithm>
 #include <atomic>
@@ -94,96 +95,7 @@ __attribute__((format(printf, 2, 3))) int complain(int status, const char* fmt, 
     return status;
 }
 
-// ---- Thread pool (as in cudnn.cpp) ------------------------------------------------
-class Pool {
-public:
-    static Pool& get() {
-        static Pool* p = new Pool;
-        return *p;
-    }
-    void parallel_for(size_t n, const std::function<void(size_t)>& fn) {
-        if (n == 0) return;
-        if (nthreads_ <= 1 || n == 1 || pthread_mutex_trylock(&run_mu_) != 0) {
-            for (size_t i = 0; i < n; i++) fn(i);
-            return;
-        }
-        start();
-        pthread_mutex_lock(&mu_);
-        job_ = &fn;
-        n_ = n;
-        next_.store(0);
-        pending_ = nworkers_;
-        gen_++;
-        pthread_cond_broadcast(&cv_);
-        pthread_mutex_unlock(&mu_);
-        work();
-        pthread_mutex_lock(&mu_);
-        while (pending_ > 0) pthread_cond_wait(&done_, &mu_);
-        job_ = nullptr;
-        pthread_mutex_unlock(&mu_);
-        pthread_mutex_unlock(&run_mu_);
-    }
-
-private:
-    Pool() {
-        int n = 1;
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-        if (const char* e = getenv("PAD_CUDASIM_THREADS")) n = atoi(e);
-        nthreads_ = std::clamp(n, 1, 256);
-    }
-    void start() {
-        if (started_) return;
-        started_ = true;
-        for (int i = 1; i < nthreads_; i++) {
-            pthread_t t;
-            if (pthread_create(&t, nullptr, &Pool::entry, this) != 0) break;
-            pthread_detach(t);
-            nworkers_++;
-        }
-    }
-    static void* entry(void* self) {
-        ((Pool*)self)->loop();
-        return nullptr;
-    }
-    void work() {
-        for (size_t i; (i = next_.fetch_add(1)) < n_;) (*job_)(i);
-    }
-    void loop() {
-        uint64_t seen = 0;
-        for (;;) {
-            pthread_mutex_lock(&mu_);
-            while (gen_ == seen) pthread_cond_wait(&cv_, &mu_);
-            seen = gen_;
-            pthread_mutex_unlock(&mu_);
-            work();
-            pthread_mutex_lock(&mu_);
-            if (--pending_ == 0) pthread_cond_signal(&done_);
-            pthread_mutex_unlock(&mu_);
-        }
-    }
-    int nthreads_ = 1, nworkers_ = 0;
-    bool started_ = false;
-    pthread_mutex_t run_mu_ = PTHREAD_MUTEX_INITIALIZER, mu_ = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t cv_ = PTHREAD_COND_INITIALIZER, done_ = PTHREAD_COND_INITIALIZER;
-    const std::function<void(size_t)>* job_ = nullptr;
-    size_t n_ = 0;
-    std::atomic<size_t> next_{0};
-    int pending_ = 0;
-    uint64_t gen_ = 0;
-};
-
 // ---- Numerics ------------------------------------------------------------------------
-inline float tf32(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u) return f;
-    u += 0xfffu + ((u >> 13) & 1u);
-    u &= ~0x1fffu;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 enum Round { ROUND_NONE, ROUND_TF32, ROUND_HALF };
 
 inline float rnd(float v, Round r) {
@@ -191,48 +103,6 @@ inline float rnd(float v, Round r) {
         case ROUND_TF32: return tf32(v);
         case ROUND_HALF: return (float)(_Float16)v;
         default: return v;
-    }
-}
-
-typedef double v8d __attribute__((vector_size(64)));
-typedef float v8f __attribute__((vector_size(32)));
-
-inline v8d load8(const float* p) {
-    v8f f;
-    memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, v8d);
-}
-
-// tile: acc[t*16+v] += sum over l < L (in order) of bc[t*bs + l] * vec[l*vs + v].
-template <int NR>
-void tile(long L, const float* vec, long vs, const float* bc, long bs, double* acc) {
-    v8d a0[NR], a1[NR];
-    for (int t = 0; t < NR; t++) a0[t] = a1[t] = v8d{};
-    for (long l = 0; l < L; l++) {
-        const float* v = vec + l * vs;
-        v8d x0 = load8(v), x1 = load8(v + 8);
-        for (int t = 0; t < NR; t++) {
-            v8d bb = v8d{} + (double)bc[t * bs + l];
-            a0[t] += bb * x0;
-            a1[t] += bb * x1;
-        }
-    }
-    for (int t = 0; t < NR; t++) {
-        memcpy(acc + t * 16, &a0[t], 64);
-        memcpy(acc + t * 16 + 8, &a1[t], 64);
-    }
-}
-
-constexpr int kNR = 6;
-
-void tile_n(int nr, long L, const float* vec, long vs, const float* bc, long bs, double* acc) {
-    switch (nr) {
-        case 1: return tile<1>(L, vec, vs, bc, bs, acc);
-        case 2: return tile<2>(L, vec, vs, bc, bs, acc);
-        case 3: return tile<3>(L, vec, vs, bc, bs, acc);
-        case 4: return tile<4>(L, vec, vs, bc, bs, acc);
-        case 5: return tile<5>(L, vec, vs, bc, bs, acc);
-        default: return tile<6>(L, vec, vs, bc, bs, acc);
     }
 }
 
@@ -273,7 +143,7 @@ int run_gemm(void* arg, char*, size_t) {
             long i0 = (item % IB) * 16, j0 = (item / IB) * kNR;
             int nr = (int)std::min<long>(kNR, n - j0);
             alignas(64) double acc[kNR * 16] = {};
-            if (compute) tile_n(nr, k, &ap[i0], mp, &bp[j0 * k], k, acc);
+            if (compute) tile_n(nr, k, &ap[i0], mp, &bp[j0 * k], k, 1, acc);
             for (int t = 0; t < nr; t++)
                 for (long v = 0; v < 16 && i0 + v < m; v++) {
                     float* c = C + (i0 + v) + (j0 + t) * (long)g.ldc;
@@ -304,8 +174,7 @@ int gemm(const char* fn, void* handle, int ta, int tb, int m, int n, int k, cons
     if (!alpha || !beta) return ST_INVALID_VALUE;
     if (m == 0 || n == 0 || batch == 0) return ST_SUCCESS;  // nothing to do; cuBLAS returns at once
     auto* g = new Gemm{ta, tb, m, n, k, lda, ldb, ldc, batch, sa, sb, sc, *alpha, *beta, A, B, C, ROUND_NONE};
-    const char* e = getenv("NVIDIA_TF32_OVERRIDE");
-    const bool tf32_ok = !(e && e[0] == '0' && e[1] == 0);
+    const bool tf32_ok = tf32_allowed();
     switch (h->math & ~MATH_DISALLOW_REDUCED) {
         case MATH_TF32: g->round = tf32_ok ? ROUND_TF32 : ROUND_NONE; break;
         case MATH_TENSOR_OP: g->round = ROUND_HALF; break;
