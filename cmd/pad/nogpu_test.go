@@ -69,9 +69,16 @@ func padBinary(t *testing.T) string {
 // runBinary runs pad in dir and returns its exit code, stdout and stderr.
 func runBinary(t *testing.T, bin, dir string, args ...string) (int, string, string) {
 	t.Helper()
+	return runBinaryEnv(t, bin, dir, nil, args...)
+}
+
+// runBinaryEnv is runBinary with extra environment variables.
+func runBinaryEnv(t *testing.T, bin, dir string, extraEnv []string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), sweepChildEnv+"=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	cmd.Env = append(cmd.Env, extraEnv...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -174,7 +174,7 @@ PADSIM_EXPORT const char* padsim_last_message(void);
 //                          dnn_unsupported=OP:ALGO  that algorithm of OP (fwd, bwd_data,
 //                                            bwd_filter) is NOT_SUPPORTED
 //                          dnn_wrong=OP      every OP convolution computes a wrong result
-//                                            (one output element off by 1 %)
+//                                            (every output element 1 % too large)
 // PAD_CUDASIM_ENGINE     fibers | threads (emu.h engine for kernels)
 // PAD_CUDASIM_CACHE      the folder NVRTC keeps compiled programs in (default:
 //                        the folder of libnvrtc.so.13 + "/cache")
