@@ -1564,14 +1564,19 @@ API CUresult cuStreamDestroy_v2(CUstream h) {
     return g.sticky;
 }
 
+// refuse_capturing fails a call that would wait for or look at the work of
+// a capturing stream: CUDA refuses it and invalidates the capture.
+static int refuse_capturing(CUstream_st* s, const char* call) {
+    if (!s->cap) return CUDA_SUCCESS;
+    invalidate(*s->cap);
+    return fail(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, std::string(call) + " of a capturing stream (the capture is invalidated)");
+}
+
 API CUresult cuStreamSynchronize(CUstream h) {
     ENTER_CTX;
     CUstream_st* s;
     if (int r = resolve(h, &s, "cuStreamSynchronize")) return r;
-    if (s->cap) {
-        invalidate(*s->cap);
-        return fail(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "cuStreamSynchronize of a capturing stream (the capture is invalidated)");
-    }
+    if (int r = refuse_capturing(s, "cuStreamSynchronize")) return r;
     count(C_HOST_SYNCS);
     run_to(s, s->enq);
     return g.sticky;
@@ -1581,10 +1586,7 @@ API CUresult cuStreamQuery(CUstream h) {
     ENTER_CTX;
     CUstream_st* s;
     if (int r = resolve(h, &s, "cuStreamQuery")) return r;
-    if (s->cap) {
-        invalidate(*s->cap);
-        return fail(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, "cuStreamQuery of a capturing stream (the capture is invalidated)");
-    }
+    if (int r = refuse_capturing(s, "cuStreamQuery")) return r;
     if (s->done == s->enq) return CUDA_SUCCESS;
     // Lazy: queued work does not run because someone asks. Only a program
     // that polls a thousand times in a row gets one op of progress, so a

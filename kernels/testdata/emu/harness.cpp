@@ -219,19 +219,7 @@ void serve() {
             throw LaunchError(name + ": invalid launch configuration");
         Bound fn = k->bind(slots.data(), mem);
 
-        std::vector<uint3> order;
-        order.reserve((size_t)grid.x * grid.y * grid.z);
-        for (unsigned z = 0; z < grid.z; z++)
-            for (unsigned y = 0; y < grid.y; y++)
-                for (unsigned x = 0; x < grid.x; x++) order.push_back(uint3{x, y, z});
-        if (seed != 0) {
-            uint64_t s = seed;
-            for (size_t i = order.size(); i > 1; i--) {
-                s = s * 6364136223846793005ull + 1442695040888963407ull;
-                size_t j = (size_t)((s >> 33) % i);
-                std::swap(order[i - 1], order[j]);
-            }
-        }
+        std::vector<uint3> order = block_order(grid, seed);
         launch(fn, grid, blk, order, eng == 0 ? Engine::threads : Engine::fibers);
         if (const char* e = error.load()) throw LaunchError(name + ": " + e);
         for (const Buffer& b : mem.bufs)
