@@ -81,18 +81,24 @@ func (c Config) Hash() string {
 	fmt.Fprintln(h, "# pad config hash v1")
 	rv := reflect.ValueOf(r)
 	for _, e := range schema() {
-		if e.table() || hashExcluded(e.key) {
-			continue
-		}
-		// The test fraction decides which images a folder trains on; for
-		// the other data sets it changes nothing, and leaving it out keeps
-		// their hashes (and checkpoints) from before the key existed.
-		if e.key == "data.test_fraction" && c.Data.Dataset != "folder" {
+		if e.table() || !c.hashed(e.key) {
 			continue
 		}
 		fmt.Fprintf(h, "%s = %s\n", e.key, canonical(rv.FieldByIndex(e.index)))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// hashed reports whether Hash includes the value key: not one of
+// HashExcluded, and the test fraction only for image folders (it decides
+// which images a folder trains on; for the other data sets it changes
+// nothing, and leaving it out keeps their hashes, and checkpoints, from
+// before the key existed).
+func (c Config) hashed(key string) bool {
+	if hashExcluded(key) {
+		return false
+	}
+	return key != "data.test_fraction" || c.Data.Dataset == "folder"
 }
 
 // canonical formats a value as a TOML value, the same way every time.

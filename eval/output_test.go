@@ -623,27 +623,3 @@ func TestLoadRun(t *testing.T) {
 		t.Errorf("LoadRun with a broken metrics.jsonl: %v", err)
 	}
 }
-
-func TestConfigSettings(t *testing.T) {
-	c := configs.Default()
-	got := map[string]string{}
-	for _, s := range ConfigSettings(c) {
-		got[s.Key] = s.Value
-	}
-	for k, v := range map[string]string{"name": "", "seed": "1", "data.dataset": "embedded", "model.nf": "64", "train.lr_e": "0.0002",
-		"train.wake_weight": "unset", "train.occlusion_per_image": "false", "device.kind": "auto", "eval.probe_lr": "0.2"} {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-	n := c
-	n.Model.NZ = 16
-	n.Train.Condition = "no-rem"
-	var changes []string
-	for _, ch := range ConfigChanges(c, n, func(k string) bool { return strings.HasPrefix(k, "train.") }) {
-		changes = append(changes, ch.String())
-	}
-	if strings.Join(changes, "; ") != "model.nz 256 → 16" {
-		t.Errorf("changes %q", changes)
-	}
-}

@@ -132,11 +132,11 @@ type GroupSummary struct {
 	Condition string
 	// Settings are the group's values of the keys that make runs
 	// comparable (see ComparableSettings), in declaration order.
-	Settings []Setting
+	Settings []configs.Setting
 	// Differs lists the settings in which this group's runs differ from
 	// other groups of its dataset: what the table's row says. Empty when
 	// all the dataset's groups share their settings.
-	Differs []Setting
+	Differs []configs.Setting
 	// Runs are the names of the group's runs, in seed order.
 	Runs []string
 	// N is the number of runs with a probe result.
@@ -200,11 +200,11 @@ func comparableExcluded(key string, cfg configs.Config) bool {
 // data limits, the model, the optimisation, the epochs, the probe. Two
 // runs are averaged together only when these are equal. A loss weight or
 // the wake noise is listed only where it overrides the condition's value.
-func ComparableSettings(cfg configs.Config) []Setting {
+func ComparableSettings(cfg configs.Config) []configs.Setting {
 	plain := cfg
 	plain.Train.WakeWeight, plain.Train.NREMWeight, plain.Train.REMWeight, plain.Train.WakeNoise = nil, nil, nil, nil
-	all, base := ConfigSettings(cfg.Resolved()), ConfigSettings(plain.Resolved())
-	var out []Setting
+	all, base := cfg.Resolved().Settings(), plain.Resolved().Settings()
+	var out []configs.Setting
 	for i, s := range all {
 		if comparableExcluded(s.Key, cfg) {
 			continue
@@ -336,7 +336,7 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 	}
 	type group struct {
 		ds, cond string
-		settings []Setting
+		settings []configs.Setting
 		runs     []runData
 	}
 	groups := map[string]*group{}
@@ -449,7 +449,7 @@ func Report(runs []RunSummary) (*ReportResult, error) {
 }
 
 // settingsKey joins settings into one comparable string.
-func settingsKey(settings []Setting) string {
+func settingsKey(settings []configs.Setting) string {
 	parts := make([]string, len(settings))
 	for i, s := range settings {
 		parts[i] = s.String()

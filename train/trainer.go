@@ -152,13 +152,7 @@ func sameRunConfig(cfg configs.Config, dir string) error {
 // hash whose values differ between the run's config old and cfg:
 // " (model.nf 8 → 4, train.condition pad → no-rem)", or "" when none do.
 func describeChanges(old, cfg configs.Config) string {
-	excluded := map[string]bool{}
-	for _, k := range configs.HashExcluded() {
-		excluded[k] = true
-	}
-	changes := eval.ConfigChanges(old, cfg, func(key string) bool {
-		return excluded[key] || (key == "data.test_fraction" && cfg.Data.Dataset != "folder" && old.Data.Dataset != "folder")
-	})
+	changes := configs.HashChanges(old, cfg)
 	if len(changes) == 0 {
 		return ""
 	}
