@@ -54,7 +54,7 @@ func mnistRoot(t *testing.T) string {
 
 func mnistConfig(t *testing.T, root string, iters int) configs.Config {
 	size := []string{"model.nf=64", "model.nz=256", "train.batch=64"}
-	if simulatedGPU() {
+	if cu.Simulated() {
 		size = simSize
 	}
 	return tiny(t, append([]string{"data.dataset=mnist", "data.root=" + root, "data.train_limit=0", "data.test_limit=0",
@@ -68,16 +68,12 @@ func mnistConfig(t *testing.T, root string, iters int) configs.Config {
 // any size.
 var simSize = []string{"model.nf=8", "model.nz=16", "train.batch=16"}
 
-// simulatedGPU reports whether the CUDA driver pad loads is its
-// simulation (false where there is none or it cannot load).
-func simulatedGPU() bool { return cu.Simulated() }
-
 // gpuVariants are the ways the GPU tests run the backend: graphs on and
 // off, two streams; on the simulation also one stream (cheap there, and
 // the simulation's lazy scheduler is what tests the stream ordering).
 func gpuVariants() [][2]bool {
 	v := [][2]bool{{true, true}, {false, true}}
-	if simulatedGPU() {
+	if cu.Simulated() {
 		v = append(v, [2]bool{true, false}, [2]bool{false, false})
 	}
 	return v
@@ -92,7 +88,7 @@ func gpuVariants() [][2]bool {
 func TestMNISTGPUMatchesCPU(t *testing.T) {
 	root := mnistRoot(t)
 	iters := 200
-	if simulatedGPU() {
+	if cu.Simulated() {
 		// The simulation's small model drifts chaotically from the CPU's
 		// later (the KL of 16 latents over a batch of 16 is a small
 		// difference of large terms); 100 iterations hold to 1e-3.
@@ -191,7 +187,7 @@ func TestGPUMemoryIsFlat(t *testing.T) {
 	dev0, heap0 := measure()
 	alloc0, _ := g.PeakMemory()
 	n := 2000
-	if simulatedGPU() {
+	if cu.Simulated() {
 		n = 300
 	}
 	tr.cfg.Train.MaxIters = 100 + n
