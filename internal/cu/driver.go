@@ -39,7 +39,7 @@ var drv struct {
 	cuGraphInstantiateWithFlags, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy         uintptr
 
 	// pad's simulated driver (internal/cudasim) only; 0 on NVIDIA's.
-	padsimCounterCount, padsimCounterName, padsimCounterValue, padsimCountersReset, padsimLastMessage uintptr
+	padsimCounterCount, padsimCounterName, padsimCounterValue, padsimCountersReset, padsimLastMessage, padsimSetFaults uintptr
 }
 
 // loadDriver loads libcuda.so.1 and resolves the driver API, once.
@@ -105,6 +105,7 @@ func loadDriver() error {
 			maybe(&drv.padsimCounterValue, "padsim_counter_value"),
 			maybe(&drv.padsimCountersReset, "padsim_counters_reset"),
 			maybe(&drv.padsimLastMessage, "padsim_last_message"),
+			maybe(&drv.padsimSetFaults, "padsim_set_faults"),
 		})
 	})
 	return drv.err

@@ -1,5 +1,10 @@
 package cu
 
+import (
+	"runtime"
+	"unsafe"
+)
+
 // pad's simulated NVIDIA stack (internal/cudasim) exports, beside the
 // driver API, counters of what the host asked the device to do and the
 // text behind its last error. NVIDIA's driver has neither: there these
@@ -40,6 +45,20 @@ func ResetSimCounters() {
 	if Simulated() {
 		call0(drv.padsimCountersReset)
 	}
+}
+
+// SetSimFaults replaces the simulated driver's faults with spec, in the
+// syntax of PAD_CUDASIM_FAULT (padsim.h), e.g. "fail=cuMemAlloc_v2@2" or
+// "fail@7"; "" clears them. Counting starts afresh. It reports false on
+// NVIDIA's driver, which has no faults to inject.
+func SetSimFaults(spec string) bool {
+	if !Simulated() || drv.padsimSetFaults == 0 {
+		return false
+	}
+	c := cstr(spec)
+	call1(drv.padsimSetFaults, uintptr(unsafe.Pointer(&c[0])))
+	runtime.KeepAlive(c)
+	return true
 }
 
 // simLastMessage returns what the simulated driver said about its last

@@ -98,6 +98,7 @@ enum : int {
     CUDA_ERROR_NOT_SUPPORTED = 801,
     CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
     CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901,
+    CUDA_ERROR_UNKNOWN = 999,
     CUDA_ERROR_STREAM_CAPTURE_MERGE = 902,
     CUDA_ERROR_STREAM_CAPTURE_UNMATCHED = 903,
     CUDA_ERROR_STREAM_CAPTURE_UNJOINED = 904,
@@ -281,9 +282,13 @@ std::recursive_mutex mu;
 #define LOCK std::lock_guard<std::recursive_mutex> lock_(mu)
 // ENTER starts an API call: the message of an earlier call is forgotten, so
 // the error of this call never carries another call's explanation.
-#define ENTER \
-    LOCK;     \
-    g_last_message.clear()
+// The fault fail[=FUNCTION][@N] of PAD_CUDASIM_FAULT makes the call fail with
+// CUDA_ERROR_UNKNOWN before it does anything.
+#define ENTER_AS(name)          \
+    LOCK;                       \
+    g_last_message.clear();     \
+    if (fault("fail", name)) return fail(CUDA_ERROR_UNKNOWN, std::string(name) + ": failed (fault injected by PAD_CUDASIM_FAULT=fail)")
+#define ENTER ENTER_AS(__func__)
 
 enum Schedule { LAZY, EAGER, RANDOM };
 struct Config {
@@ -308,12 +313,10 @@ struct Fault {
 std::vector<Fault> g_faults;
 bool g_faults_parsed = false;
 
-void parse_faults() {
-    if (g_faults_parsed) return;
-    g_faults_parsed = true;
-    const char* env = getenv("PAD_CUDASIM_FAULT");
-    if (!env) return;
-    std::string s = env;
+void parse_fault_spec(const char* spec) {
+    g_faults.clear();
+    if (!spec) return;
+    std::string s = spec;
     size_t pos = 0;
     while (pos <= s.size()) {
         size_t end = s.find(',', pos);
@@ -339,6 +342,12 @@ void parse_faults() {
     }
 }
 
+void parse_faults() {
+    if (g_faults_parsed) return;
+    g_faults_parsed = true;
+    parse_fault_spec(getenv("PAD_CUDASIM_FAULT"));
+}
+
 // fault consumes one occasion of every fault named key (narrowed by
 // detail) and reports whether one fires now. Faults that describe a
 // property (dnn_unsupported, dnn_wrong) fire on every occasion unless an
@@ -348,6 +357,7 @@ bool fault(const char* key, const char* detail) {
     bool fire = false;
     for (Fault& f : g_faults) {
         if (f.key != key) continue;
+        // An empty detail matches every occasion (fail@N: the N-th call of any function).
         if (!f.detail.empty() && (!detail || f.detail != detail)) continue;
         f.seen++;
         bool every = !f.explicit_n && (f.key == "dnn_unsupported" || f.key == "dnn_wrong");
@@ -1042,6 +1052,9 @@ int enter_ctx() {
 #define ENTER_CTX \
     ENTER;        \
     if (int r_ = enter_ctx()) return r_
+#define ENTER_CTX_AS(name) \
+    ENTER_AS(name);        \
+    if (int r_ = enter_ctx()) return r_
 
 bool valid_event(CUevent e) { return e && g.events.count(e); }
 
@@ -1183,7 +1196,7 @@ enum Dir { HTOD, DTOH, DTOD };
 // copy is every cuMemcpy*: sync says whether it is a blocking call (on the
 // legacy stream); h the stream of an async one.
 int do_copy(Dir dir, uint64_t dst, uint64_t src, uint64_t n, bool sync, CUstream h, const char* call) {
-    ENTER_CTX;
+    ENTER_CTX_AS(call);
     CUstream_st* s;
     if (sync) {
         if (int r = unsafe_check(call)) return r;
@@ -1239,7 +1252,7 @@ int do_copy(Dir dir, uint64_t dst, uint64_t src, uint64_t n, bool sync, CUstream
 }
 
 int memset32(uint64_t dst, uint32_t v, uint64_t n, bool sync, CUstream h, const char* call) {
-    ENTER_CTX;
+    ENTER_CTX_AS(call);
     CUstream_st* s;
     if (sync) {
         if (int r = unsafe_check(call)) return r;
@@ -1298,6 +1311,7 @@ API CUresult cuInit(unsigned int flags) {
 }
 
 API CUresult cuDriverGetVersion(int* v) {
+    ENTER;
     if (!v) return CUDA_ERROR_INVALID_VALUE;
     *v = PADSIM_DRIVER_VERSION;
     return CUDA_SUCCESS;
@@ -2022,6 +2036,12 @@ API int padsim_enqueue(uint64_t stream, int kind, const char* what, padsim_op_fn
 API int padsim_fault(const char* key, const char* detail) {
     LOCK;
     return key && fault(key, detail) ? 1 : 0;
+}
+
+API void padsim_set_faults(const char* spec) {
+    LOCK;
+    g_faults_parsed = true;
+    parse_fault_spec(spec);
 }
 
 API void padsim_count(const char* counter, uint64_t n) {

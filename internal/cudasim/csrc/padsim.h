@@ -131,6 +131,11 @@ PADSIM_EXPORT int padsim_enqueue(uint64_t stream, int kind, const char* what, pa
 // padsim_fault("dnn_unsupported", "fwd:1"). detail narrows the key.
 PADSIM_EXPORT int padsim_fault(const char* key, const char* detail);
 
+// padsim_set_faults replaces the faults of PAD_CUDASIM_FAULT with spec (same
+// syntax; NULL or "" clears them), their counts starting afresh. Tests use it
+// to fail one call of a running process.
+PADSIM_EXPORT void padsim_set_faults(const char* spec);
+
 // padsim_count adds n to the named counter (one of the names below).
 PADSIM_EXPORT void padsim_count(const char* counter, uint64_t n);
 
@@ -175,6 +180,13 @@ PADSIM_EXPORT const char* padsim_last_message(void);
 //                                            bwd_filter) is NOT_SUPPORTED
 //                          dnn_wrong=OP      every OP convolution computes a wrong result
 //                                            (every output element 1 % too large)
+//                          fail=FUNCTION@N   the N-th call of that exported function of
+//                                            the driver, NVRTC, cuDNN or cuBLAS fails
+//                                            before doing anything (CUDA_ERROR_UNKNOWN,
+//                                            NVRTC_ERROR_INTERNAL_ERROR or the library's
+//                                            INTERNAL_ERROR); fail@N: the N-th call of
+//                                            any of them (error names and strings,
+//                                            versions of cuDNN and padsim_* excepted)
 // PAD_CUDASIM_ENGINE     fibers | threads (emu.h engine for kernels)
 // PAD_CUDASIM_CACHE      the folder NVRTC keeps compiled programs in (default:
 //                        the folder of libnvrtc.so.13 + "/cache")
