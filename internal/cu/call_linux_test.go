@@ -5,6 +5,7 @@ package cu
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -122,5 +123,17 @@ func TestSymbolResolution(t *testing.T) {
 	if !errors.As(err, &le) || le.Missing != "no_such_function" || le.Loaded != "libc.so.6" ||
 		err.Error() != "libc: libc.so.6 does not export no_such_function (too old?): install glibc, or run with --device cpu" {
 		t.Errorf("got %v", err)
+	}
+}
+
+// mappedFile names the file a code address lies in.
+func TestMappedFile(t *testing.T) {
+	strlen, _, _, _ := libc(t)
+	p := mappedFile(strlen)
+	if !filepath.IsAbs(p) || !strings.Contains(filepath.Base(p), "libc") {
+		t.Errorf("strlen is mapped from %q, want libc", p)
+	}
+	if p := mappedFile(0); p != "" {
+		t.Errorf("address 0 is mapped from %q", p)
 	}
 }

@@ -2,15 +2,135 @@ package cu
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
+
+// noSimChildEnv names the test a child process runs without the simulated
+// NVIDIA stack (see rerunWithoutSimulation).
+const noSimChildEnv = "PAD_CU_NO_SIM_CHILD"
+
+// rerunWithoutSimulation is for the tests of machines without a GPU or
+// without NVIDIA's libraries: they need a process that has not loaded the
+// libraries they are about, and on the simulation (which TestMain sets up
+// for the GPU tests) this one has. There it runs test name (a top-level
+// test) again in a child process with env added to this one's environment
+// and returns here=false and the child's output, for childVerdict. In that
+// child, and in a process without the simulation, it returns here=true:
+// the caller runs the test's body.
+func rerunWithoutSimulation(t *testing.T, name string, env ...string) (here bool, out string) {
+	t.Helper()
+	if os.Getenv(noSimChildEnv) == name || !Simulated() {
+		return true, ""
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), noSimChildEnv+"="+name), env...)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the child process failed: %v\n%s", err, b)
+	}
+	t.Logf("run in a child process (%s):\n%s", strings.Join(env, " "), b)
+	return false, string(b)
+}
+
+// childVerdict passes, skips or fails t as test name (or a subtest, as
+// "Test/sub") ended in the child process's output.
+func childVerdict(t *testing.T, out, name string) {
+	t.Helper()
+	switch {
+	case strings.Contains(out, "--- PASS: "+name+" "):
+	case strings.Contains(out, "--- SKIP: "+name+" "):
+		t.Skipf("%s skipped in the child process", name)
+	default:
+		t.Fatalf("the child process did not pass %s:\n%s", name, out)
+	}
+}
+
+// noLibraryEnv is the environment of a child process in which pad finds
+// no NVIDIA library outside the system's loader path: the simulation off,
+// PAD_CUDA_LIB_DIR an empty folder, no CUDA_HOME, CUDA_PATH, virtualenv,
+// conda or LD_LIBRARY_PATH, and no python3 on PATH (whose pip wheels pad
+// would search). Libraries the system's loader finds (ldconfig) still load;
+// the tests skip then, as they do in this process.
+func noLibraryEnv(t *testing.T) []string {
+	empty := t.TempDir()
+	return []string{testkit.SimulatedGPUEnv + "=off", LibDirEnv + "=" + empty, "CUDA_HOME=", "CUDA_PATH=",
+		"VIRTUAL_ENV=", "CONDA_PREFIX=", "LD_LIBRARY_PATH=", "PATH=" + empty}
+}
+
+// driverEntryPoints calls every function that needs Init to succeed, with
+// arguments that do not matter: where Init failed each must return its
+// error, before calling the driver.
+func driverEntryPoints() map[string]func() error {
+	var buf [16]byte
+	host := unsafe.Pointer(&buf[0])
+	one := [3]uint32{1, 1, 1}
+	return map[string]func() error{
+		"DeviceCount":          func() error { _, err := DeviceCount(); return err },
+		"DeviceGet":            func() error { _, err := DeviceGet(0); return err },
+		"Name":                 func() error { _, err := Device(0).Name(); return err },
+		"Attribute":            func() error { _, err := Device(0).Attribute(AttrWarpSize); return err },
+		"ComputeCapability":    func() error { _, _, err := Device(0).ComputeCapability(); return err },
+		"TotalMem":             func() error { _, err := Device(0).TotalMem(); return err },
+		"RetainPrimaryContext": func() error { _, err := Device(0).RetainPrimaryContext(); return err },
+		"Context.SetCurrent":   func() error { return (&Context{h: 1}).SetCurrent() },
+		"Context.Release":      func() error { return (&Context{h: 1}).Release() },
+		"Synchronize":          Synchronize,
+		"MemAlloc":             func() error { _, err := MemAlloc(1 << 20); return err },
+		"MemFree":              func() error { return MemFree(0) },
+		"MemGetInfo":           func() error { _, _, err := MemGetInfo(); return err },
+		"MemcpyHtoD":           func() error { return MemcpyHtoD(0, host, len(buf)) },
+		"MemcpyDtoH":           func() error { return MemcpyDtoH(host, 0, len(buf)) },
+		"MemcpyDtoD":           func() error { return MemcpyDtoD(0, 0, len(buf)) },
+		"MemcpyHtoDAsync":      func() error { return MemcpyHtoDAsync(0, host, len(buf), 0) },
+		"MemcpyDtoHAsync":      func() error { return MemcpyDtoHAsync(host, 0, len(buf), 0) },
+		"MemcpyDtoDAsync":      func() error { return MemcpyDtoDAsync(0, 0, len(buf), 0) },
+		"MemsetD32":            func() error { return MemsetD32(0, 0, 4) },
+		"MemsetD32Async":       func() error { return MemsetD32Async(0, 0, 4, 0) },
+		"CopyHtoD":             func() error { return CopyHtoD(0, []float32{1, 2}) },
+		"CopyDtoH":             func() error { return CopyDtoH(make([]float32, 2), 0) },
+		"MemHostAlloc":         func() error { _, err := MemHostAlloc(64, HostAllocPortable); return err },
+		"MemFreeHost":          func() error { return MemFreeHost(nil) },
+		"StreamCreate":         func() error { _, err := StreamCreate(StreamNonBlocking); return err },
+		"Stream.Destroy":       func() error { return Stream(1).Destroy() },
+		"Stream.Synchronize":   func() error { return Stream(0).Synchronize() },
+		"Stream.Query":         func() error { _, err := Stream(0).Query(); return err },
+		"Stream.WaitEvent":     func() error { return Stream(0).WaitEvent(1) },
+		"EventCreate":          func() error { _, err := EventCreate(EventDefault); return err },
+		"Event.Record":         func() error { return Event(1).Record(0) },
+		"Event.Synchronize":    func() error { return Event(1).Synchronize() },
+		"Event.Destroy":        func() error { return Event(1).Destroy() },
+		"ElapsedTime":          func() error { _, err := ElapsedTime(0, 0); return err },
+		"ModuleLoadData":       func() error { _, err := ModuleLoadData([]byte("x")); return err },
+		"Module.Function":      func() error { _, err := (&Module{h: 1}).Function("k"); return err },
+		"Module.Unload":        func() error { return (&Module{h: 1}).Unload() },
+		"Function.Attribute":   func() error { _, err := Function(1).Attribute(FuncNumRegs); return err },
+		"FuncSetAttribute":     func() error { return FuncSetAttribute(1, FuncMaxDynamicSharedSizeBytes, 1024) },
+		"LaunchKernel":         func() error { return LaunchKernel(0, one, one, 0, 0) },
+		"LaunchKernelArgs":     func() error { return LaunchKernelArgs(0, one, one, 0, 0, new(KernelArgs)) },
+		"StreamBeginCapture":   func() error { return StreamBeginCapture(0, CaptureModeGlobal) },
+		"StreamEndCapture":     func() error { _, err := StreamEndCapture(0); return err },
+		"StreamIsCapturing":    func() error { _, err := StreamIsCapturing(0); return err },
+		"GraphInstantiate":     func() error { _, err := GraphInstantiate(1); return err },
+		"GraphLaunch":          func() error { return GraphLaunch(1, 0) },
+		"GraphExecDestroy":     func() error { return GraphExecDestroy(1) },
+		"GraphDestroy":         func() error { return GraphDestroy(1) },
+	}
+}
 
 // Without a driver (CI, this project's build machines) every driver call
 // must fail with the same clear error, matching ErrNoDriver, and nothing may
-// panic.
+// panic. On the simulation it runs in a child process that cannot find it.
 func TestNoDriver(t *testing.T) {
+	if here, out := rerunWithoutSimulation(t, "TestNoDriver", noLibraryEnv(t)...); !here {
+		childVerdict(t, out, "TestNoDriver")
+		return
+	}
 	err := Init()
 	if err == nil {
 		t.Skip("a CUDA driver and device are present")
@@ -43,35 +163,7 @@ func TestNoDriver(t *testing.T) {
 		t.Errorf("second Init returned a different error: %v", again)
 	}
 
-	var buf [16]byte
-	calls := map[string]func() error{
-		"DeviceCount":  func() error { _, err := DeviceCount(); return err },
-		"DeviceGet":    func() error { _, err := DeviceGet(0); return err },
-		"Name":         func() error { _, err := Device(0).Name(); return err },
-		"Attribute":    func() error { _, err := Device(0).Attribute(AttrWarpSize); return err },
-		"Context":      func() error { _, err := Device(0).RetainPrimaryContext(); return err },
-		"Synchronize":  Synchronize,
-		"MemAlloc":     func() error { _, err := MemAlloc(1 << 20); return err },
-		"MemFree":      func() error { return MemFree(0) },
-		"MemGetInfo":   func() error { _, _, err := MemGetInfo(); return err },
-		"MemcpyHtoD":   func() error { return MemcpyHtoD(0, unsafe.Pointer(&buf[0]), len(buf)) },
-		"MemcpyAsync":  func() error { return MemcpyDtoHAsync(unsafe.Pointer(&buf[0]), 0, len(buf), 0) },
-		"MemsetAsync":  func() error { return MemsetD32Async(0, 0, 4, 0) },
-		"CopyHtoD":     func() error { return CopyHtoD(0, []float32{1, 2}) },
-		"MemHostAlloc": func() error { _, err := MemHostAlloc(64, HostAllocPortable); return err },
-		"StreamCreate": func() error { _, err := StreamCreate(StreamNonBlocking); return err },
-		"StreamSync":   func() error { return Stream(0).Synchronize() },
-		"EventCreate":  func() error { _, err := EventCreate(EventDefault); return err },
-		"ElapsedTime":  func() error { _, err := ElapsedTime(0, 0); return err },
-		"ModuleLoad":   func() error { _, err := ModuleLoadData([]byte("x")); return err },
-		"Launch":       func() error { return LaunchKernel(0, [3]uint32{1, 1, 1}, [3]uint32{1, 1, 1}, 0, 0) },
-		"LaunchArgs": func() error {
-			return LaunchKernelArgs(0, [3]uint32{1, 1, 1}, [3]uint32{1, 1, 1}, 0, 0, new(KernelArgs))
-		},
-		"Capture":     func() error { return StreamBeginCapture(0, CaptureModeGlobal) },
-		"GraphLaunch": func() error { return GraphLaunch(0, 0) },
-	}
-	for name, f := range calls {
+	for name, f := range driverEntryPoints() {
 		if got := f(); got != err {
 			t.Errorf("%s: got %v, want the Init error", name, got)
 		}
@@ -86,7 +178,7 @@ func TestNoDriver(t *testing.T) {
 
 // The other libraries fail the same way when absent: one sentence naming
 // the soname and what to install, matching ErrNoLibrary, from every entry
-// point.
+// point. On the simulation it runs in a child process that cannot find it.
 func TestMissingLibraries(t *testing.T) {
 	libs := []struct {
 		name  string
@@ -115,6 +207,12 @@ func TestMissingLibraries(t *testing.T) {
 			func() error { _, err := DNNVersion(); return err },
 			func() error { return (*DNN)(nil).ConvForward(1, nil, 0, nil, 0, nil, 0, 0, 0, 0, nil, 0) },
 		}, []string{"cudnn: libcudnn.so.9 (or .8) not found: install cuDNN 9", "--device cpu"}},
+	}
+	if here, out := rerunWithoutSimulation(t, "TestMissingLibraries", noLibraryEnv(t)...); !here {
+		for _, lib := range libs {
+			t.Run(lib.name, func(t *testing.T) { childVerdict(t, out, "TestMissingLibraries/"+lib.name) })
+		}
+		return
 	}
 	for _, lib := range libs {
 		t.Run(lib.name, func(t *testing.T) {

@@ -260,7 +260,15 @@ func TestBoundSymbolsExist(t *testing.T) {
 // With the driver library present but no GPU (CI), Init fails with an
 // *Error from cuInit that matches ErrNoDevice, not ErrNoDriver: the
 // driver is there, the device is not.
+//
+// On the simulation it runs in a child process whose simulated cuInit
+// fails (PAD_CUDASIM_FAULT=fail=cuInit): the driver loads, the device
+// does not.
 func TestInitWithDriverButNoDevice(t *testing.T) {
+	if here, out := rerunWithoutSimulation(t, "TestInitWithDriverButNoDevice", "PAD_CUDASIM_FAULT=fail=cuInit"); !here {
+		childVerdict(t, out, "TestInitWithDriverButNoDevice")
+		return
+	}
 	requireLoaded(t, loadDriver())
 	err := Init()
 	if err == nil {

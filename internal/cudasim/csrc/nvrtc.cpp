@@ -1248,7 +1248,7 @@ int compile(Program& p, int nopts, const char* const* opts) {
             sigs[idx].params.clear();
             for (uint32_t j = 0; j < np; j++) sigs[idx].params.push_back({w[i + 4 + 3 * j], w[i + 5 + 3 * j], w[i + 6 + 3 * j]});
             seen[idx] = true;
-            i += 4 + 3 * (size_t)(np ? np : 1);
+            i += 4 + (np ? 3 * (size_t)np : 1);  // a record without parameters holds one padding word
         }
     }
     for (size_t i = 0; i < sc.kernels.size(); i++) {
