@@ -1,8 +1,8 @@
 // emu.h: a small "CUDA on threads" emulation, enough to run pad's kernels
-// (kernels/*.cu) on the CPU. Two users include it before kernel source:
-// the tests in kernels/emu_test.go (testdata/emu/harness.cpp), and the
-// simulated NVRTC of internal/cudasim (nvrtc.cpp), which compiles every
-// program around it into a module image (module_main.h runs its kernels).
+// (kernels/*.cu) on the CPU. The simulated NVRTC of internal/cudasim
+// (nvrtc.cpp) includes it before the kernel source it is given and
+// compiles every program around it into a module image (module_main.h
+// runs its kernels).
 // emu::launch runs a kernel; emu::run_plain runs one without barriers.
 //
 // Model:
@@ -253,7 +253,7 @@ constexpr int kWarp = 32;
 enum class Engine { threads, fibers };
 
 // Errors found while running (divergent barriers, deadlocks, unsupported
-// calls); the first is kept and reported by the harness.
+// calls); the first is kept and reported by the launch (module_main.h).
 inline std::atomic<const char*> error{nullptr};
 inline void fail(const char* what) {
     const char* none = nullptr;

@@ -1,5 +1,7 @@
-// Kernels that test the emulation itself (emu_test.go), compiled into the
-// harness next to pad's families. Not part of pad.
+// Kernels that check the simulated GPU's emulation of CUDA
+// (internal/cudasim/csrc/emu.h) against CUDA's rules
+// (gpu_semantics_test.go compiles them like Load compiles pad's families).
+// Not part of pad.
 
 // out[t] = the value __shfl_down_sync gives thread t when every thread
 // offers its own index.
