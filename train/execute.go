@@ -54,6 +54,9 @@ type Outcome struct {
 	// Position is where the run stands: after ErrInterrupted, the
 	// position of the checkpoint it wrote.
 	Position Position
+	// Started says that the training started (the error, if any, came
+	// from it, not from the set-up).
+	Started bool
 }
 
 // Execute is the one way a command trains: it runs Preflight (the config,
@@ -102,5 +105,5 @@ func Execute(ctx context.Context, job Job) (Outcome, error) {
 		defer stop()
 	}
 	sum, err := tr.Run(ctx)
-	return Outcome{Summary: sum, Samples: tr.Samples, Position: tr.Position()}, err
+	return Outcome{Summary: sum, Samples: tr.Samples, Position: tr.Position(), Started: true}, err
 }

@@ -495,13 +495,14 @@ func (r *runState) now() float64 { return r.elapsed + time.Since(r.started).Seco
 
 // Run trains until the configured epochs (or train.max_iters) are done, or
 // ctx is cancelled (then it checkpoints and returns ErrInterrupted).
-func (t *Trainer) Run(ctx context.Context) (Summary, error) {
+func (t *Trainer) Run(ctx context.Context) (_ Summary, runErr error) {
 	cfg := t.cfg
 	r := &runState{sum: Summary{ProbeAcc: math.NaN()}, bpe: t.feed.loader.BatchesPerEpoch()}
 	// A batch fetched ahead for an iteration that did not run goes back,
-	// so that the next Run (or a resume) starts with it.
+	// so that the next Run (or a resume) starts with it. When the run
+	// failed, the device's error is already the run's: it is not repeated.
 	defer func() {
-		if err := t.feed.drop(); err != nil {
+		if err := t.feed.drop(); err != nil && runErr == nil {
 			fmt.Fprintf(t.log, "warning: %v\n", err)
 		}
 	}()

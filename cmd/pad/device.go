@@ -33,7 +33,10 @@ func openBackend(d configs.Device, log io.Writer) (backend.Backend, error) {
 		if err != nil {
 			// auto falls back only when no GPU is usable; a GPU that fails to
 			// set up is an error to see, not a reason to train slowly.
-			if d.Kind == "cuda" || !errors.Is(err, cuda.ErrUnavailable) {
+			if !errors.Is(err, cuda.ErrUnavailable) {
+				return nil, fmt.Errorf("GPU %d could not be set up: %w", d.GPU, err)
+			}
+			if d.Kind == "cuda" {
 				return nil, err
 			}
 			fmt.Fprintf(log, "notice: %v; using the CPU\n", err)

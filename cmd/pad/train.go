@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pad-dreaming/pad/internal/cu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,9 @@ func reportTraining(e *env, out train.Outcome, err error, dir, runs, continueArg
 		return errInterrupted
 	}
 	if err != nil {
+		if out.Started {
+			return gpuFailure(err, dir, continueArgs)
+		}
 		return err
 	}
 	fmt.Fprintf(e.stderr, "done: %d iterations in %.1f s\n", out.Summary.Iters, out.Summary.Seconds)
@@ -193,6 +197,32 @@ func reportTraining(e *env, out train.Outcome, err error, dir, runs, continueArg
 	fmt.Fprintf(e.stderr, "checkpoint: %s\nmetrics:    %s\n", filepath.Join(dir, train.CheckpointName), filepath.Join(dir, "metrics.jsonl"))
 	fmt.Fprintf(e.stderr, "next: pad eval linear %s   (or: pad dream %s, tensorboard --logdir %s)\n", dir, dir, runs)
 	return nil
+}
+
+// gpuFailure adds to an error of the GPU during the training what it means in
+// plain words and where the run stands: the last checkpoint, which the
+// failure does not touch, and the command that continues from it. Other
+// errors are returned as they are.
+func gpuFailure(err error, dir, continueArgs string) error {
+	var ce *cu.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	cause := "a call into the NVIDIA libraries failed"
+	switch ce.Name {
+	case "CUDA_ERROR_OUT_OF_MEMORY", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED":
+		cause = "the GPU ran out of memory (a smaller train.batch or model, or another process on the GPU, may be the cause)"
+	case "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_ILLEGAL_INSTRUCTION", "CUDA_ERROR_MISALIGNED_ADDRESS":
+		cause = "a kernel failed on the GPU; the device's state is lost for this process"
+	case "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA_ERROR_ECC_UNCORRECTABLE", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_UNKNOWN":
+		cause = "the GPU stopped responding or became unavailable"
+	}
+	where := "no checkpoint was written before the failure; pad train starts the run afresh"
+	path := filepath.Join(dir, train.CheckpointName)
+	if c, rerr := train.ReadCheckpoint(path); rerr == nil {
+		where = fmt.Sprintf("the checkpoint of iteration %d (%s) is intact. Continue with:\n  pad train %s--resume", c.State.Iter, path, continueArgs)
+	}
+	return fmt.Errorf("%s: %w\n%s", cause, err, where)
 }
 
 // resumeArgs returns the flags of the pad train command that continues a
