@@ -122,6 +122,16 @@ const (
 	MemoryIterations = 300
 	// BenchIterations is the number of timed iterations of the bench line.
 	BenchIterations = 50
+
+	// On pad's simulated GPU (internal/cudasim) the memory check counts
+	// the device allocations themselves: SimMemoryIterations after
+	// SimMemoryWarmup (enough for every step to be captured and replayed)
+	// must make none, which is stricter than a bound on growth. The bench
+	// line runs SimBenchIterations: it proves the path works; the
+	// simulation's times say nothing of a GPU's.
+	SimMemoryWarmup     = 8
+	SimMemoryIterations = 12
+	SimBenchIterations  = 2
 )
 
 // AdamVsFloat64 is the limit of Adam against the float64 twin. The

@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"github.com/pad-dreaming/pad/internal/cu"
 	"math"
 	"os"
 	"path/filepath"
@@ -196,9 +197,13 @@ type memoryReporter interface {
 // that neither pad's allocations nor the device memory in use grew.
 func (rn *runner) memory() {
 	t, o := rn.t, rn.o
-	iters := o.MemoryIters
+	iters, warmup := o.MemoryIters, MemoryWarmup
+	sim := rn.simulated()
 	if iters == 0 {
 		iters = MemoryIterations
+		if sim {
+			iters, warmup = SimMemoryIterations, SimMemoryWarmup
+		}
 	}
 	if iters < 0 {
 		return
@@ -253,14 +258,16 @@ func (rn *runner) memory() {
 			runtime.ReadMemStats(&ms)
 			return used, pad, ms.HeapAlloc, nil
 		}
-		if err := steps(MemoryWarmup); err != nil {
+		if err := steps(warmup); err != nil {
 			c.Status, c.Detail = Fail, err.Error()
 			return
 		}
 		used0, pad0, heap0, err := measure()
+		allocs0 := simAllocs()
 		if err == nil {
 			err = steps(iters)
 		}
+		allocs := simAllocs() - allocs0
 		if err != nil {
 			c.Status, c.Detail = Fail, err.Error()
 			return
@@ -273,8 +280,11 @@ func (rn *runner) memory() {
 		c.Value = fmt.Sprintf("%+d MiB", (used1-used0)>>20)
 		c.Limit = fmt.Sprintf("< %d MiB", MemoryGrowth>>20)
 		c.Detail = fmt.Sprintf("device memory in use %d → %d MiB, pad's peak allocation %d → %d MiB, Go heap %d → %d MiB, after %d warm-up iterations",
-			used0>>20, used1>>20, pad0>>20, pad1>>20, heap0>>20, heap1>>20, MemoryWarmup)
-		if used1-used0 >= MemoryGrowth || pad1 != pad0 {
+			used0>>20, used1>>20, pad0>>20, pad1>>20, heap0>>20, heap1>>20, warmup)
+		if sim {
+			c.Detail += fmt.Sprintf("; the simulated driver counted %d allocations and frees in the %d iterations", allocs, iters)
+		}
+		if used1-used0 >= MemoryGrowth || pad1 != pad0 || (sim && allocs != 0) {
 			c.Status = Fail
 			c.Detail = "memory grows with iterations: " + c.Detail
 			return
@@ -287,9 +297,13 @@ func (rn *runner) memory() {
 // record.
 func (rn *runner) bench() {
 	t, o := rn.t, rn.o
-	iters := o.BenchIters
+	iters, warmup := o.BenchIters, 5
+	sim := rn.simulated()
 	if iters == 0 {
 		iters = BenchIterations
+		if sim {
+			iters, warmup = SimBenchIterations, 1
+		}
 	}
 	if iters < 0 {
 		return
@@ -307,7 +321,7 @@ func (rn *runner) bench() {
 		defer b.Close()
 		const epoch = 50000
 		res, err := train.Bench(b, train.BenchOptions{Spec: spec, Condition: o.Condition, Adam: o.Phases.AdamE,
-			Warmup: 5, Iters: iters, EpochSize: epoch, Seed: o.Phases.Seed})
+			Warmup: warmup, Iters: iters, EpochSize: epoch, Seed: o.Phases.Seed})
 		if err != nil {
 			c.Status, c.Detail = Fail, err.Error()
 			return
@@ -319,5 +333,23 @@ func (rn *runner) bench() {
 		if res.Graphs != "" {
 			c.Detail += "; " + res.Graphs
 		}
+		if sim {
+			c.Detail = fmt.Sprintf("simulated GPU, %d iterations: the time is the simulation's, not a GPU's; ", iters) + c.Detail
+		}
 	}))
+}
+
+// simulated says whether the target is pad's simulated GPU (internal/cudasim).
+func (rn *runner) simulated() bool { return rn.t.Kind == "cuda" && cu.Simulated() }
+
+// simAllocs is the simulated driver's count of device allocations and
+// frees (0 on NVIDIA's driver).
+func simAllocs() uint64 {
+	var n uint64
+	for _, c := range cu.SimCounters() {
+		if c.Name == "allocs" || c.Name == "frees" {
+			n += c.Value
+		}
+	}
+	return n
 }

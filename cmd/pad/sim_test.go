@@ -101,3 +101,58 @@ func TestSimDoctorCatchesWrongConvolution(t *testing.T) {
 		})
 	}
 }
+
+// TestSimDoctorFull runs the whole of `pad doctor --device cuda` (the
+// default config, not --quick) on the simulated GPU: every check passes
+// (INFO for the lines that only inform: TF32 against FP32 references and
+// the bench), none is skipped, and the memory check is the simulation's
+// count of allocations. `pad info` names the device as simulated.
+func TestSimDoctorFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few minutes on the simulation")
+	}
+	needSimulatedGPU(t)
+	dir := t.TempDir()
+	code, out, errOut := runPadEnv(t, dir, nil, "info")
+	if code != 0 || !strings.Contains(out, "simulated GPU") || !strings.Contains(out, "not hardware") {
+		t.Errorf("pad info: exit %d, the GPU is not named as simulated:\n%s%s", code, out, errOut)
+	}
+	start := time.Now()
+	code, out, errOut = runPadEnv(t, dir, nil, "doctor", "--device", "cuda", "--json")
+	t.Logf("pad doctor --device cuda: exit %d in %.1fs", code, time.Since(start).Seconds())
+	var rep struct {
+		Pass   bool `json:"pass"`
+		Quick  bool `json:"quick"`
+		Checks []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+			Detail string `json:"detail"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("exit %d; the report is not JSON: %v\nstdout:\n%s\nstderr:\n%s", code, err, out, errOut)
+	}
+	if code != 0 || !rep.Pass || rep.Quick {
+		t.Errorf("exit %d, pass %v, quick %v; want 0, true, false\n%s", code, rep.Pass, rep.Quick, errOut)
+	}
+	seen := map[string]bool{}
+	for _, ch := range rep.Checks {
+		kind := strings.Fields(ch.Name)[0]
+		seen[kind] = true
+		info := strings.HasSuffix(ch.Name, "(tf32)") || kind == "bench"
+		switch {
+		case ch.Status == "PASS" && !info, ch.Status == "INFO" && info:
+		case ch.Status == "INFO" && kind == "library":
+		default:
+			t.Errorf("%s: %s (%s)", ch.Name, ch.Status, ch.Detail)
+		}
+		if kind == "memory" && !strings.Contains(ch.Detail, "the simulated driver counted 0 allocations") {
+			t.Errorf("memory check without the simulation's allocation count: %s", ch.Detail)
+		}
+	}
+	for _, k := range []string{"library", "compile", "op", "repeatable", "graphs", "memory", "bench"} {
+		if !seen[k] {
+			t.Errorf("no %q check in the report: %+v", k, rep.Checks)
+		}
+	}
+}
