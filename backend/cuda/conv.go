@@ -205,13 +205,13 @@ func (b *Backend) growWorkspace(bytes int) error {
 	}
 	p, err := b.rawAlloc(bytes)
 	if err != nil {
-		return err
+		return fmt.Errorf("cuDNN workspace of %d bytes: %w", bytes, err)
 	}
 	if b.side.stream != 0 {
 		q, err := b.rawAlloc(bytes)
 		if err != nil {
 			b.rawFree(p)
-			return err
+			return fmt.Errorf("the side stream's cuDNN workspace of %d bytes: %w", bytes, err)
 		}
 		b.side.ws = q
 	}
@@ -370,7 +370,7 @@ func (b *Backend) withScratch(fn func([]cu.DevicePtr) error, sizes ...int) error
 	}
 	s, free, err := b.scratch(sizes...)
 	if err != nil {
-		return err
+		return fmt.Errorf("scratch buffers for the algorithm search: %w", err)
 	}
 	defer free()
 	if err := fn(s); err != nil {

@@ -110,6 +110,16 @@ func New(o Options) (*Backend, error) {
 	}
 	runtime.LockOSThread()
 	b := &Backend{opt: o, allocs: map[cu.DevicePtr]int64{}, convs: map[backend.ConvGeom]*convPlan{}}
+	opened := false
+	defer func() {
+		if !opened {
+			// Release what was set up (memory, streams, handles, the
+			// context), so that a caller falling back to the CPU leaves
+			// nothing held on the device.
+			b.Close()
+			runtime.UnlockOSThread()
+		}
+	}()
 	if b.dev, err = cu.DeviceGet(o.Device); err != nil {
 		return nil, err
 	}
@@ -137,24 +147,24 @@ func New(o Options) (*Backend, error) {
 		return nil, err
 	}
 	if b.partial, err = b.rawAlloc(kernels.ReduceBlocks * 8); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: reduction buffer: %w", err)
 	}
 	if err := b.args.init(b); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: argument ring: %w", err)
 	}
 	if err := b.copy.init(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: copy stream: %w", err)
 	}
 	if !o.NoOverlap {
 		if err := b.side.init(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cuda: side stream: %w", err)
 		}
 	}
 	var host [2][]byte
 	var dev [2]cu.DevicePtr
 	if !o.NoGraphs { // the arena serves recorded steps only
 		if err := b.arena.init(b); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cuda: argument arena: %w", err)
 		}
 		host, dev = b.arena.hostHalves(), b.arena.devHalves()
 	}
@@ -166,6 +176,7 @@ func New(o Options) (*Backend, error) {
 	if !o.NoOverlap {
 		b.name = b.name[:len(b.name)-1] + ", 2 streams)"
 	}
+	opened = true
 	return b, nil
 }
 
@@ -261,9 +272,14 @@ func (b *Backend) rawFree(p cu.DevicePtr) {
 			// A kept graph may point into this memory.
 			b.graphs.invalidate()
 		}
+		if err := cu.MemFree(p); err != nil {
+			// Still allocated: Close tries again (a capture left open
+			// refuses every free until it is ended).
+			b.fail("Free", err)
+			return
+		}
 		delete(b.allocs, p)
 		b.bytes -= n
-		b.fail("Free", cu.MemFree(p))
 	}
 }
 
@@ -277,7 +293,13 @@ func (b *Backend) Alloc(n int) (backend.Buf, error) {
 		return nil, fmt.Errorf("cuda: Alloc(%d floats): %w", n, err)
 	}
 	if err := cu.MemsetD32Async(p, 0, max(n, 1), b.stream); err != nil {
-		return nil, err
+		// The caller gets no Buf to free: release the memory now rather
+		// than at Close (which frees it if the driver refuses here).
+		if cu.MemFree(p) == nil {
+			b.bytes -= b.allocs[p]
+			delete(b.allocs, p)
+		}
+		return nil, fmt.Errorf("cuda: Alloc(%d floats): zeroing: %w", n, err)
 	}
 	return &buf{p: p, n: n}, nil
 }
@@ -372,6 +394,7 @@ func (b *Backend) Err() error { return b.err }
 
 // Close frees every allocation and releases the device.
 func (b *Backend) Close() error {
+	b.endStrayCapture()
 	if b.stream != 0 {
 		b.stream.Synchronize()
 	}
@@ -405,6 +428,28 @@ func (b *Backend) Close() error {
 		b.ctx = nil
 	}
 	return b.err
+}
+
+// endStrayCapture ends a capture that a failed EndGraph left open (its
+// error matches errCaptureBroken). While it lasts, nothing on this thread
+// may synchronise, allocate or free: Close could release nothing, and
+// every later backend on the thread would fail.
+func (b *Backend) endStrayCapture() {
+	if b.stream == 0 {
+		return
+	}
+	if st, err := cu.StreamIsCapturing(b.stream); err != nil || st == cu.CaptureStatusNone {
+		return
+	}
+	if b.side.stream != 0 {
+		// A capture ends only with every stream it forked joined.
+		if st, err := cu.StreamIsCapturing(b.side.stream); err == nil && st != cu.CaptureStatusNone {
+			b.run(&entry{kind: opJoin})
+		}
+	}
+	if g, err := cu.StreamEndCapture(b.stream); err == nil && g != 0 {
+		cu.GraphDestroy(g)
+	}
 }
 
 // ---- elementwise ----
@@ -607,7 +652,7 @@ func (b *Backend) KLBatch(z backend.Buf, n, nz int, loss, grad backend.Buf, scal
 		}
 		p, err := b.rawAlloc(nz * 8)
 		if err != nil {
-			b.fail("KLBatch", err)
+			b.fail("KLBatch", fmt.Errorf("buffer of %d KL terms: %w", nz, err))
 			return
 		}
 		b.terms, b.termsN = p, nz
@@ -647,7 +692,7 @@ func (b *Backend) RandNormal(dst backend.Buf, k rng.Key) {
 		return
 	}
 	if p, n := b.ptr("RandNormal", "dst", dst, -1); p != 0 {
-		b.fail("RandNormal", b.k.RandNormal(b.stream, p, n, b.key(k)))
+		b.fail("RandNormal", b.k.RandNormal(b.stream, p, n, b.key("RandNormal", k)))
 	}
 }
 
@@ -657,7 +702,7 @@ func (b *Backend) RandUniform(dst backend.Buf, k rng.Key) {
 		return
 	}
 	if p, n := b.ptr("RandUniform", "dst", dst, -1); p != 0 {
-		b.fail("RandUniform", b.k.RandUniform(b.stream, p, n, b.key(k)))
+		b.fail("RandUniform", b.k.RandUniform(b.stream, p, n, b.key("RandUniform", k)))
 	}
 }
 
@@ -678,15 +723,16 @@ func (b *Backend) OcclusionMask(mask backend.Buf, o backend.Occlusion) {
 	if o.P >= 0 {
 		prob = float32(o.P)
 	}
-	b.fail("OcclusionMask", b.k.OcclusionMask(b.stream, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, b.key(o.Key)))
+	b.fail("OcclusionMask", b.k.OcclusionMask(b.stream, p, o.H, o.W, o.Masks, prob, o.Tile, o.MaxTile, b.key("OcclusionMask", o.Key)))
 }
 
-// key places the words of k in device memory for a random-number kernel.
-func (b *Backend) key(k rng.Key) cu.DevicePtr {
+// key places the words of k in device memory for the random-number kernel
+// of op.
+func (b *Backend) key(op string, k rng.Key) cu.DevicePtr {
 	w := kernels.KeyWords(k)
 	p, err := b.arg(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), kernels.KeyBytes))
 	if err != nil {
-		b.fail("key", err)
+		b.fail(op, fmt.Errorf("random key: %w", err))
 	}
 	return p
 }

@@ -76,34 +76,7 @@ type entry struct {
 	side        bool   // queued on the side stream (Overlapper)
 }
 
-// graphDriver is what the recorder needs from the device; the CUDA backend
-// implements it, tests fake it.
-type graphDriver interface {
-	// run queues one entry on the stream.
-	run(e *entry) error
-	// uploadArena queues the copy of the first n bytes of arena half h
-	// from host to device.
-	uploadArena(h, n int) error
-	// eagerArg places data in device memory for the next operation when
-	// no step is being recorded.
-	eagerArg(data []byte) (cu.DevicePtr, error)
-	// beginCapture starts capturing the stream; endCapture ends it and
-	// instantiates the graph; abortCapture ends a failed capture and
-	// discards what was captured. Both end the capture on every stream
-	// that joined it, provided that every fork was joined first; an error
-	// matching errCaptureBroken means a stream is still capturing.
-	beginCapture() error
-	endCapture() (cu.GraphExec, error)
-	abortCapture() error
-	launch(g cu.GraphExec) error
-	destroy(g cu.GraphExec)
-	// markHalf records that the work queued so far reads arena half h;
-	// waitHalf waits on the host until that work is done.
-	markHalf(h int) error
-	waitHalf(h int) error
-}
-
-// errCaptureBroken is matched by the error of a driver's endCapture or
+// errCaptureBroken is matched by the error of the backend's endCapture or
 // abortCapture when a stream is left capturing: nothing more can be issued
 // on it, so the step fails instead of running directly.
 var errCaptureBroken = errors.New("a stream is still capturing after the capture was ended")
@@ -149,8 +122,19 @@ const missLimit = 8
 // 64-bit integers; 16 keeps vector loads possible).
 const arenaAlign = 16
 
+// The recorder drives the backend through these methods (record.go): run
+// queues one entry on its stream; uploadArena queues the copy of the first
+// n bytes of arena half h to the device; eagerArg places an argument in
+// device memory when no step is being recorded; beginCapture starts
+// capturing the stream, endCapture ends it and instantiates the graph, and
+// abortCapture ends a failed capture and discards it (both end the capture
+// on every stream that joined it, provided every fork was joined first;
+// an error matching errCaptureBroken means a stream is still capturing);
+// launch and destroy launch and free a graph; markHalf records that the
+// work queued so far reads arena half h, and waitHalf waits on the host
+// until that work is done.
 type recorder struct {
-	d       graphDriver
+	d       *Backend
 	enabled bool
 	off     string
 
@@ -174,7 +158,7 @@ type recorder struct {
 
 // newRecorder makes a recorder over the arena halves host[i] (pinned) and
 // their device twins dev[i].
-func newRecorder(d graphDriver, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *recorder {
+func newRecorder(d *Backend, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *recorder {
 	return &recorder{d: d, enabled: enabled, host: host, dev: dev, tape: make([]entry, 0, 512)}
 }
 

@@ -1,599 +1,629 @@
 package cuda
 
+// The graph recorder (graph.go) on the real backend, on pad's simulated GPU
+// (internal/cudasim) or a GPU: what a step computes when it runs directly,
+// is captured and is replayed, which tapes are told apart, when graphs are
+// dropped or switched off, and how side-stream work is forked and joined.
+// The simulation runs queued work as late as CUDA allows (its default lazy
+// schedule), so a missing wait or a replay that reads stale arguments
+// shows in the values; its counters show what was captured and launched,
+// and it tells a destroyed graph from a live one. The tests that inject
+// faults run on the simulation only.
+
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"reflect"
+	"math"
+	"os"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/cu"
+	"github.com/pad-dreaming/pad/internal/rng"
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
-// The recorder's logic runs here without a GPU: fakeDevice executes entries
-// on a model of device memory, captures tapes into fake graphs and replays
-// them, so the tests check what a step computes, not which calls were made.
-
-const (
-	fakeArena = cu.DevicePtr(0x10000000) // device twin of the arena halves
-	fakeSlots = cu.DevicePtr(0x20000000) // where eager arguments go
-	fakeOut   = cu.DevicePtr(0x30000000) // a "kernel" writes its reading here
-	fakeHalf  = 256
-)
-
-type fakeGraph struct {
-	nodes []func() // what a launch does
-	dead  bool
+// graphRig is a backend with a few small buffers for the recorder's tests.
+type graphRig struct {
+	t          *testing.T
+	b          *Backend
+	ones       backend.Buf // 1 everywhere: Axpby(x, ones, a, 1) adds a to x
+	x, y, z, r backend.Buf
 }
 
-type warmKey struct {
-	fn   cu.Function
-	side bool
-}
+const rigLen = 4
 
-type fakeDevice struct {
-	t         *testing.T
-	host      [2][]byte
-	mem       map[cu.DevicePtr]uint32 // 32-bit words of device memory
-	out       []uint32                // what the "read" kernel saw, in order
-	capturing *fakeGraph
-	graphs    []*fakeGraph
-	marked    [2]int // step number that last read each half
-	steps     int
-	failCap   error
-	// refuse is a kernel that runs directly but fails while captured, as
-	// a library call that synchronizes does; refused counts its refusals.
-	refuse  cu.Function
-	refused int
-	// With cold set, a kernel fails when captured before it ran directly
-	// on the same stream, as a cuDNN handle's first use may (it may
-	// allocate or synchronize, which a capture forbids).
-	cold     bool
-	warm     map[warmKey]bool
-	launches int // graph launches
-	direct   int // entries run directly
-	slot     int
-	// The side stream runs as late as CUDA may run it: its work is held
-	// until the join that the main stream waits on.
-	forked bool     // a fork since the last join
-	held   []func() // side work not yet joined
-}
-
-func newFake(t *testing.T) (*fakeDevice, *recorder) {
-	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
-	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
-	s := newRecorder(d, true, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
-	return d, s
-}
-
-// do runs f now, or adds it to the graph being captured.
-func (d *fakeDevice) do(f func()) {
-	if d.capturing != nil {
-		d.capturing.nodes = append(d.capturing.nodes, f)
-		return
-	}
-	f()
-}
-
-// The fake kernel fnRead copies the word at args[0] to out; fnAdd and
-// fnAdd2 add args[1] to the word at args[0].
-const (
-	fnRead = cu.Function(1)
-	fnAdd  = cu.Function(2)
-	fnAdd2 = cu.Function(3)
-)
-
-func (d *fakeDevice) run(e *entry) error {
-	e2 := *e
-	if d.capturing == nil {
-		d.direct++
-	} else if e2.kind == opLaunch && e2.fn == d.refuse && d.refuse != 0 {
-		d.refused++
-		return errors.New("operation not permitted when stream is capturing")
-	}
-	if d.cold && e2.kind == opLaunch {
-		k := warmKey{e2.fn, e2.side}
-		if d.warm == nil {
-			d.warm = map[warmKey]bool{}
-		}
-		if d.capturing != nil && !d.warm[k] {
-			return fmt.Errorf("first use of kernel %d (side %v) inside a capture", e2.fn, e2.side)
-		}
-		d.warm[k] = true
-	}
-	do := d.do
-	if e2.side {
-		if !d.forked {
-			d.t.Errorf("side work (entry kind %d) without a fork before it", e2.kind)
-		}
-		do = func(f func()) { d.held = append(d.held, f) }
-	}
-	switch e2.kind {
-	case opFork:
-		d.forked = true
-	case opJoin:
-		if !d.forked {
-			d.t.Error("a join without a fork")
-		}
-		for _, f := range d.held {
-			d.do(f)
-		}
-		d.held, d.forked = nil, false
-	case opLaunch:
-		do(func() {
-			p := cu.DevicePtr(e2.args[0])
-			switch e2.fn {
-			case fnRead:
-				d.out = append(d.out, d.mem[p])
-			case fnAdd, fnAdd2:
-				d.mem[p] += uint32(e2.args[1])
-			}
-		})
-	case opCopy:
-		do(func() {
-			for i := 0; i < e2.n; i += 4 {
-				d.mem[e2.p[0]+cu.DevicePtr(i)] = d.mem[e2.p[1]+cu.DevicePtr(i)]
-			}
-		})
-	default:
-		return fmt.Errorf("fake: entry kind %d", e2.kind)
-	}
-	return nil
-}
-
-func (d *fakeDevice) uploadArena(h, n int) error {
-	d.do(func() {
-		// Reads the pinned host half when it runs, as a graph's copy node
-		// does.
-		for i := 0; i+4 <= n; i += 4 {
-			d.mem[fakeArena+cu.DevicePtr(h*fakeHalf+i)] = binary.LittleEndian.Uint32(d.host[h][i:])
-		}
-	})
-	return nil
-}
-
-func (d *fakeDevice) eagerArg(data []byte) (cu.DevicePtr, error) {
-	p := fakeSlots + cu.DevicePtr(d.slot*64)
-	d.slot++
-	for i := 0; i+4 <= len(data); i += 4 {
-		d.mem[p+cu.DevicePtr(i)] = binary.LittleEndian.Uint32(data[i:])
-	}
-	return p, nil
-}
-
-func (d *fakeDevice) beginCapture() error {
-	if d.capturing != nil {
-		d.t.Fatal("nested capture")
-	}
-	d.capturing = &fakeGraph{}
-	return nil
-}
-
-// unjoined models ending a capture into which the side stream was forked
-// and not joined: CUDA fails with CUDA_ERROR_STREAM_CAPTURE_UNJOINED and
-// the capture stays broken, so the fake keeps capturing (whatever is
-// issued later goes into a graph nobody launches) and keeps the side work.
-func (d *fakeDevice) unjoined() error {
-	if d.capturing == nil {
-		d.t.Fatal("capture ended without one begun")
-	}
-	if d.forked || len(d.held) > 0 {
-		return fmt.Errorf("%w (capture ended with a forked stream not joined)", errCaptureBroken)
-	}
-	return nil
-}
-
-func (d *fakeDevice) endCapture() (cu.GraphExec, error) {
-	if err := d.unjoined(); err != nil {
-		return 0, err
-	}
-	g := d.capturing
-	d.capturing = nil
-	if d.failCap != nil {
-		return 0, d.failCap
-	}
-	d.graphs = append(d.graphs, g)
-	return cu.GraphExec(len(d.graphs)), nil
-}
-
-func (d *fakeDevice) abortCapture() error {
-	if err := d.unjoined(); err != nil {
-		return err
-	}
-	d.capturing = nil
-	return nil
-}
-
-func (d *fakeDevice) launch(g cu.GraphExec) error {
-	fg := d.graphs[int(g)-1]
-	if fg.dead {
-		d.t.Fatalf("launch of destroyed graph %d", g)
-	}
-	d.launches++
-	for _, f := range fg.nodes {
-		f()
-	}
-	return nil
-}
-
-func (d *fakeDevice) destroy(g cu.GraphExec) { d.graphs[int(g)-1].dead = true }
-
-func (d *fakeDevice) markHalf(h int) error { d.marked[h] = d.steps; return nil }
-
-func (d *fakeDevice) waitHalf(h int) error { return nil }
-
-func (d *fakeDevice) live() int {
-	n := 0
-	for _, g := range d.graphs {
-		if !g.dead {
-			n++
-		}
-	}
-	return n
-}
-
-func word(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
-
-// readStep is one iteration: an argument v, a kernel reading it.
-func readStep(t *testing.T, s *recorder, v uint32) {
+// newGraphRig opens the backend (with or without graphs, with a side
+// stream) on the simulation or a GPU. The simulation also counts what the
+// host asked for (counters) and tells a live graph from a destroyed one.
+func newGraphRig(t *testing.T, graphs bool) *graphRig {
 	t.Helper()
-	must(t, s.begin())
-	p, err := s.arg(word(v))
-	must(t, err)
-	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
-	must(t, s.end())
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	b, err := New(Options{Precision: "fp32", CacheDir: os.Getenv("PAD_KERNEL_CACHE"), NoGraphs: !graphs})
+	if errors.Is(err, ErrUnavailable) {
+		testkit.SkipOrFailNoGPU(t, err)
+	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if b.side.stream == 0 {
+		t.Fatalf("want a side stream: %s", b.Name())
+	}
+	g := &graphRig{t: t, b: b}
+	for _, p := range []*backend.Buf{&g.ones, &g.x, &g.y, &g.z, &g.r} {
+		q, err := b.Alloc(rigLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p = q
+	}
+	b.Fill(g.ones, 1)
+	g.check()
+	b.ResetSimCounters()
+	return g
+}
+
+// check fails the test on a backend error.
+func (g *graphRig) check() {
+	g.t.Helper()
+	if err := g.b.Sync(); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// get downloads q (which waits for the work that writes it).
+func (g *graphRig) get(q backend.Buf) []float32 {
+	g.t.Helper()
+	v := make([]float32, q.Len())
+	g.b.Download(v, q)
+	g.check()
+	return v
+}
+
+// value returns q's first value; all of q must hold it.
+func (g *graphRig) value(q backend.Buf) float32 {
+	g.t.Helper()
+	v := g.get(q)
+	for i := range v {
+		if v[i] != v[0] {
+			g.t.Fatalf("values %v differ", v)
+		}
+	}
+	return v[0]
+}
+
+// add queues x += a (a passed by value, so it is part of the tape).
+func (g *graphRig) add(x backend.Buf, a float32) { g.b.Axpby(x, g.ones, a, 1) }
+
+// counters returns the simulated driver's counters since the rig's reset,
+// or nil on a GPU (which counts nothing).
+func (g *graphRig) counters() map[string]uint64 {
+	cs := g.b.SimCounters()
+	if cs == nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, c := range cs {
+		m[c.Name] = c.Value
+	}
+	return m
+}
+
+// stats fails the test unless the graph statistics are as given.
+func (g *graphRig) stats(direct, captures, replays int) GraphStats {
+	g.t.Helper()
+	st := g.b.GraphStats()
+	if st.Direct != direct || st.Captures != captures || st.Replays != replays {
+		g.t.Fatalf("graphs: %s; want %d direct, %d captured, %d replayed", g.b.GraphSummary(), direct, captures, replays)
+	}
+	return st
+}
+
+func uniform(n int, k rng.Key) []float32 {
+	v := make([]float32, n)
+	rng.FillUniform(v, k)
+	return v
+}
+
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func readKey(i int) rng.Key { return rng.Key{Seed: 11, Stream: 3, Seq: uint64(i)} }
+
+// readStep is one iteration: random numbers of the key of iteration i (an
+// argument in the arena) into r.
+func (g *graphRig) readStep(i int) {
+	g.t.Helper()
+	g.b.BeginGraph()
+	g.b.RandUniform(g.r, readKey(i))
+	g.b.EndGraph()
+	if got, want := g.get(g.r), uniform(rigLen, readKey(i)); !sameBits(got, want) {
+		g.t.Fatalf("iteration %d: read %v, want %v", i, got, want)
 	}
 }
 
 func TestRecorderReplaysWithNewArguments(t *testing.T) {
-	d, s := newFake(t)
-	var want []uint32
-	for i := uint32(0); i < 10; i++ {
-		readStep(t, s, 100+i)
-		want = append(want, 100+i)
+	g := newGraphRig(t, true)
+	for i := range 10 {
+		g.readStep(i)
 	}
-	if !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
-	}
-	st := s.graphStats()
 	// One tape per arena half: each runs directly the first time (steps 1
 	// and 2), is captured the second (steps 3 and 4), and every later step
 	// is a replay.
-	if st.Captures != 2 || st.Replays != 6 || st.Direct != 2 || !st.Enabled || st.Cached != 2 {
-		t.Fatalf("stats %+v", st)
+	st := g.stats(2, 2, 6)
+	if !st.Enabled || st.Cached != 2 || st.Off != "" {
+		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	// The two first runs issued their one entry each outside a graph.
-	if d.direct != 2 {
-		t.Fatalf("%d entries ran outside a graph, want 2", d.direct)
+	// The kernel was launched four times: twice directly, twice into a
+	// capture; the 8 graph launches (2 after their capture, 6 replays) ran
+	// the rest.
+	if c := g.counters(); c != nil && (c["kernel_launches"] != 4 || c["graph_launches"] != 8 || c["captures"] != 2) {
+		t.Fatalf("%d kernel launches, %d graph launches, %d captures; want 4, 8, 2", c["kernel_launches"], c["graph_launches"], c["captures"])
 	}
 }
 
 func TestRecorderCapturesADifferentStep(t *testing.T) {
-	d, s := newFake(t)
-	buf := fakeOut
-	for i := 0; i < 6; i++ {
-		must(t, s.begin())
+	g := newGraphRig(t, true)
+	for i := range 6 {
 		// Steps alternate between adding 1 and adding 2 (a scalar passed by
 		// value is part of the tape: a different value is a different graph).
-		inc := uint64(1 + i%2)
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(buf), inc}}))
-		must(t, s.end())
+		g.b.BeginGraph()
+		g.add(g.x, float32(1+i%2))
+		g.b.EndGraph()
 	}
-	if got := d.mem[buf]; got != 9 {
-		t.Fatalf("sum %d, want 9", got)
+	if got := g.value(g.x); got != 9 {
+		t.Fatalf("sum %v, want 9", got)
 	}
 	// Each half always sees the same increment here: 2 tapes, each run
 	// directly once, then captured, then replayed (steps 5 and 6).
-	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 2 {
-		t.Fatalf("stats %+v", st)
+	g.stats(2, 2, 2)
+	for range 3 {
+		g.b.BeginGraph()
+		g.add(g.x, 100)
+		g.b.EndGraph()
 	}
-	for i := 0; i < 3; i++ {
-		must(t, s.begin())
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(buf), 100}}))
-		must(t, s.end())
-	}
-	if got := d.mem[buf]; got != 309 {
-		t.Fatalf("sum %d, want 309", got)
+	if got := g.value(g.x); got != 309 {
+		t.Fatalf("sum %v, want 309", got)
 	}
 	// The new increment is a new tape on each half: its first run on
 	// either half is direct (steps 7 and 8) and only step 9 captures it.
-	if st := s.graphStats(); st.Captures != 3 || st.Replays != 2 || st.Direct != 4 {
-		t.Fatalf("stats %+v", st)
-	}
+	g.stats(4, 3, 2)
 }
 
 func TestRecorderUploadInsideAStep(t *testing.T) {
-	d, s := newFake(t)
-	for i := uint32(0); i < 5; i++ {
-		must(t, s.begin())
-		a, ok := s.arenaArg(append(word(i), word(i*i)...))
-		if !ok {
-			t.Fatal("8 bytes do not fit the arena")
+	g := newGraphRig(t, true)
+	for i := range 5 {
+		v := float32(i)
+		g.b.BeginGraph()
+		g.b.Upload(g.x, []float32{v, v * v, -v, 7})
+		g.b.Copy(g.y, g.x)
+		g.b.EndGraph()
+		if got, want := g.get(g.y), []float32{v, v * v, -v, 7}; !sameBits(got, want) {
+			t.Fatalf("step %d: read %v, want %v", i, got, want)
 		}
-		must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{fakeOut, a}, n: 8}))
-		must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut + 4)}}))
-		must(t, s.end())
 	}
-	if want := []uint32{0, 1, 4, 9, 16}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
-	}
-	if _, ok := s.arenaArg(word(1)); ok {
+	// The uploads travelled in the arena: steps 3 and 4 were captured and
+	// step 5 replayed with its own values.
+	g.stats(2, 2, 1)
+	if _, ok := g.b.graphs.arenaArg([]byte{1, 2, 3, 4}); ok {
 		t.Fatal("arenaArg outside a step")
 	}
 }
 
 func TestRecorderFlushRunsTheStepDirectly(t *testing.T) {
-	d, s := newFake(t)
-	readStep(t, s, 1)
-	readStep(t, s, 2)
-	must(t, s.begin())
-	p, _ := s.arg(word(3))
-	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
-	must(t, s.flush()) // a Sync inside the step
-	p, _ = s.arg(word(4))
-	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
-	must(t, s.end())
-	readStep(t, s, 5)
-	if want := []uint32{1, 2, 3, 4, 5}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
+	g := newGraphRig(t, true)
+	g.readStep(1)
+	g.readStep(2)
+	g.b.BeginGraph()
+	g.b.RandUniform(g.r, readKey(3))
+	if err := g.b.Sync(); err != nil { // a Sync inside the step
+		t.Fatal(err)
 	}
+	if g.b.graphs.recording() {
+		t.Fatal("still recording after a Sync inside the step")
+	}
+	first := g.get(g.r)
+	g.b.RandUniform(g.y, readKey(4))
+	g.b.EndGraph()
+	if want := uniform(rigLen, readKey(3)); !sameBits(first, want) {
+		t.Fatalf("after the flush: %v, want %v", first, want)
+	}
+	if got, want := g.get(g.y), uniform(rigLen, readKey(4)); !sameBits(got, want) {
+		t.Fatalf("after the flushed step: %v, want %v", got, want)
+	}
+	g.readStep(5)
 	// Direct: the first runs of the two tapes (steps 1 and 2) and the
 	// flushed step 3. Step 4 repeats step 2's tape (same half, same
 	// work), so it is captured; nothing has been replayed yet.
-	if st := s.graphStats(); st.Direct != 3 || st.Captures != 1 || st.Replays != 0 {
-		t.Fatalf("stats %+v", st)
-	}
+	g.stats(3, 1, 0)
 }
 
 func TestRecorderArgumentTooBigForTheArena(t *testing.T) {
-	d, s := newFake(t)
-	must(t, s.begin())
-	p, _ := s.arg(word(7))
-	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(p)}}))
-	big := make([]byte, fakeHalf+4)
-	binary.LittleEndian.PutUint32(big, 8)
-	q, err := s.arg(big)
-	must(t, err)
-	must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(q)}}))
-	must(t, s.end())
-	if want := []uint32{7, 8}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
+	g := newGraphRig(t, true)
+	// An upload bigger than an arena half is copied directly, after the
+	// step so far.
+	big := make([]float32, arenaHalf/4+1)
+	for i := range big {
+		big[i] = float32(i % 1000)
 	}
-	if st := s.graphStats(); st.Direct != 1 || st.Captures != 0 {
-		t.Fatalf("stats %+v", st)
+	bigBuf, err := g.b.Alloc(len(big))
+	if err != nil {
+		t.Fatal(err)
 	}
+	g.b.BeginGraph()
+	g.b.RandUniform(g.r, readKey(7))
+	g.b.Upload(bigBuf, big)
+	g.b.RandUniform(g.y, readKey(8))
+	g.b.EndGraph()
+	if got := g.get(bigBuf); !sameBits(got, big) {
+		t.Fatal("the big upload is wrong")
+	}
+	if !sameBits(g.get(g.r), uniform(rigLen, readKey(7))) || !sameBits(g.get(g.y), uniform(rigLen, readKey(8))) {
+		t.Fatal("the random numbers around the big upload are wrong")
+	}
+	g.stats(1, 0, 0)
+	// A key that no longer fits the arena (uploads filled it) makes the
+	// step go directly too.
+	fill := make([]float32, arenaHalf/4-2)
+	fillBuf, err := g.b.Alloc(len(fill))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.b.BeginGraph()
+	g.b.Upload(fillBuf, fill)
+	if !g.b.graphs.recording() {
+		t.Fatal("an upload that fits the arena flushed the step")
+	}
+	g.b.RandUniform(g.r, readKey(9))
+	if g.b.graphs.recording() {
+		t.Fatal("a key that does not fit the arena did not flush the step")
+	}
+	g.b.EndGraph()
+	if got := g.get(g.r); !sameBits(got, uniform(rigLen, readKey(9))) {
+		t.Fatalf("the key after the full arena: %v", got)
+	}
+	g.stats(2, 0, 0)
 }
 
 func TestRecorderCaptureFailureSwitchesGraphsOff(t *testing.T) {
-	d, s := newFake(t)
-	d.failCap = errors.New("operation not permitted when stream is capturing")
-	for i := uint32(0); i < 4; i++ {
-		readStep(t, s, i)
+	simOnly(t)
+	g := newGraphRig(t, true)
+	setFaults(t, "capture@1") // the first cuStreamEndCapture fails
+	for i := range 4 {
+		g.readStep(i)
 	}
-	if want := []uint32{0, 1, 2, 3}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
-	}
-	st := s.graphStats()
+	st := g.b.GraphStats()
 	// Steps 1 and 2 are first runs (direct, no capture attempted); step 3
 	// is the first capture, which fails and runs directly; step 4 runs
 	// with graphs off, which GraphStats does not count.
-	if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Direct != 3 || st.Captures != 0 {
-		t.Fatalf("stats %+v", st)
+	if st.Enabled || !strings.Contains(st.Off, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED") || st.Direct != 3 || st.Captures != 0 {
+		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	if s.recording() {
+	if !strings.HasPrefix(g.b.GraphSummary(), "off (capturing a step failed") {
+		t.Fatalf("summary %q", g.b.GraphSummary())
+	}
+	if g.b.graphs.recording() {
 		t.Fatal("still recording with graphs off")
+	}
+	if c := g.counters(); c["graph_launches"] != 0 {
+		t.Fatalf("%d graph launches", c["graph_launches"])
 	}
 }
 
 func TestRecorderGivesUpOnATapeThatAlwaysChanges(t *testing.T) {
-	d, s := newFake(t)
-	for i := 0; i < 20; i++ {
-		must(t, s.begin())
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(i)}}))
-		must(t, s.end())
+	g := newGraphRig(t, true)
+	for i := range 20 {
+		g.b.BeginGraph()
+		g.add(g.x, float32(i))
+		g.b.EndGraph()
 	}
-	if got, want := d.mem[fakeOut], uint32(190); got != want {
-		t.Fatalf("sum %d, want %d", got, want)
+	if got := g.value(g.x); got != 190 {
+		t.Fatalf("sum %v, want 190", got)
 	}
-	st := s.graphStats()
+	st := g.b.GraphStats()
 	// Every tape is new, so none is ever captured: the first missLimit
 	// steps are direct first runs, the next one switches graphs off (and
 	// runs directly too), and the rest run with graphs off.
-	if st.Enabled || !strings.Contains(st.Off, "changed") || st.Captures != 0 || st.Direct != missLimit+1 || len(d.graphs) != 0 {
-		t.Fatalf("stats %+v, %d graphs made", st, len(d.graphs))
+	if st.Enabled || !strings.Contains(st.Off, "changed") || st.Captures != 0 || st.Direct != missLimit+1 || st.Cached != 0 {
+		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	if d.live() != 0 {
-		t.Fatalf("%d graphs left alive", d.live())
+	if c := g.counters(); c["captures"] != 0 || c["graph_launches"] != 0 || len(g.b.graphs.known) != 0 {
+		t.Fatalf("%d captures, %d graph launches, %d tapes kept", c["captures"], c["graph_launches"], len(g.b.graphs.known))
 	}
 }
 
+// liveExec reports whether the simulated driver still has the graph exec
+// (launching a destroyed one is an error there; on a GPU it is undefined).
+func liveExec(t *testing.T, b *Backend, e cu.GraphExec) bool {
+	t.Helper()
+	err := cu.GraphLaunch(e, b.stream)
+	if err != nil && !strings.Contains(err.Error(), "not a live graph exec") {
+		t.Fatalf("launching graph exec %#x: %v", e, err)
+	}
+	return err == nil
+}
+
 func TestRecorderEvictsAndInvalidates(t *testing.T) {
-	d, s := newFake(t)
+	g := newGraphRig(t, true)
 	step := func(k int) {
-		must(t, s.begin())
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), uint64(k)}}))
-		must(t, s.end())
+		g.b.BeginGraph()
+		g.add(g.x, float32(k))
+		g.b.EndGraph()
 	}
 	// maxGraphs+2 distinct tapes, each used three times in a row on both
 	// halves: run directly, captured, replayed. (Twice would not do: a
 	// tape's first run and its capture are both misses, so four in a row
 	// per tape, never reset by a replay, would switch graphs off.)
-	for k := 0; k < maxGraphs+2; k++ {
-		for r := 0; r < 6; r++ {
+	owner := map[cu.GraphExec]int{} // the tape each graph was captured from (the driver may reuse a handle)
+	for k := range maxGraphs + 2 {
+		for range 6 {
 			step(k)
 		}
+		for _, kt := range g.b.graphs.known[len(g.b.graphs.known)-2:] {
+			if kt.exec == 0 {
+				t.Fatalf("tape %d was not captured", k)
+			}
+			owner[kt.exec] = k
+		}
 	}
-	if d.live() != maxGraphs || len(s.known) != maxGraphs || s.graphStats().Cached != maxGraphs {
-		t.Fatalf("%d graphs alive, %d tapes known, %d graphs kept, want %d", d.live(), len(s.known), s.graphStats().Cached, maxGraphs)
+	want := float32(0)
+	for k := range maxGraphs + 2 {
+		want += float32(6 * k)
 	}
-	if st := s.graphStats(); st.Captures != 2*(maxGraphs+2) || st.Replays != 2*(maxGraphs+2) || !st.Enabled {
-		t.Fatalf("stats %+v", st)
+	if got := g.value(g.x); got != want {
+		t.Fatalf("sum %v, want %v", got, want)
 	}
-	s.invalidate()
-	if d.live() != 0 || s.graphStats().Cached != 0 {
-		t.Fatalf("after invalidate: %d alive, %d kept", d.live(), s.graphStats().Cached)
+	st := g.b.GraphStats()
+	if len(g.b.graphs.known) != maxGraphs || st.Cached != maxGraphs {
+		t.Fatalf("%d tapes known, %d graphs kept, want %d", len(g.b.graphs.known), st.Cached, maxGraphs)
+	}
+	g.stats(2*(maxGraphs+2), 2*(maxGraphs+2), 2*(maxGraphs+2))
+	// The least recently used tapes went with their graphs: of all graphs
+	// ever captured, exactly those of the tapes kept (the last maxGraphs/2,
+	// one per half) are alive.
+	kept := map[cu.GraphExec]bool{}
+	for _, kt := range g.b.graphs.known {
+		kept[kt.exec] = true
+	}
+	for e, k := range owner {
+		if !cu.Simulated() {
+			break // launching a destroyed graph is the simulation's error, a GPU's undefined behaviour
+		}
+		live := liveExec(t, g.b, e) // a live graph runs once more: x += k
+		if live != kept[e] {
+			t.Fatalf("tape %d: graph live %v, kept %v", k, live, kept[e])
+		}
+		if live {
+			want += float32(k)
+		}
+	}
+	if len(kept) != maxGraphs {
+		t.Fatalf("%d distinct graphs kept, want %d", len(kept), maxGraphs)
+	}
+	// Freeing memory drops every graph (one may point into it).
+	tmp, err := g.b.Alloc(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.b.Free(tmp)
+	if st := g.b.GraphStats(); st.Cached != 0 {
+		t.Fatalf("after a Free: %d graphs kept", st.Cached)
+	}
+	for e, k := range owner {
+		if cu.Simulated() && liveExec(t, g.b, e) {
+			t.Fatalf("tape %d: graph live after a Free", k)
+		}
 	}
 	// The tapes stay known: they ran outside a capture before, so the
 	// last one is captured again at once on both halves, not run directly.
-	direct := s.graphStats().Direct
 	step(maxGraphs + 1)
 	step(maxGraphs + 1)
-	if st := s.graphStats(); st.Direct != direct || st.Captures != 2*(maxGraphs+2)+2 || d.live() != 2 {
-		t.Fatalf("after invalidate: stats %+v, %d graphs alive", st, d.live())
+	g.stats(2*(maxGraphs+2), 2*(maxGraphs+2)+2, 2*(maxGraphs+2))
+	if st := g.b.GraphStats(); st.Cached != 2 {
+		t.Fatalf("after the captures: %d graphs kept", st.Cached)
 	}
-	readStep(t, s, 42)
-	if d.out[len(d.out)-1] != 42 {
-		t.Fatal("a step after invalidate did not run")
+	want += 2 * float32(maxGraphs+1)
+	if got := g.value(g.x); got != want {
+		t.Fatalf("sum %v after invalidate, want %v", got, want)
+	}
+	// The oldest tape kept, used again, is the most recently used: a new
+	// tape takes the place of the next oldest.
+	oldest := maxGraphs + 2 - maxGraphs/2
+	step(oldest)
+	step(oldest)
+	var again []cu.GraphExec
+	for _, kt := range g.b.graphs.known[:2] {
+		again = append(again, kt.exec)
+	}
+	step(maxGraphs + 2)
+	step(maxGraphs + 2)
+	want += 2*float32(oldest) + 2*float32(maxGraphs+2)
+	if got := g.value(g.x); got != want {
+		t.Fatalf("sum %v, want %v", got, want)
+	}
+	for _, e := range again {
+		if e == 0 || !slices.ContainsFunc(g.b.graphs.known, func(kt *knownTape) bool { return kt.exec == e }) {
+			t.Fatalf("tape %d, used last but one, was dropped (graph %#x)", oldest, e)
+		}
+	}
+	if len(g.b.graphs.known) != maxGraphs {
+		t.Fatalf("%d tapes known", len(g.b.graphs.known))
 	}
 }
 
+// The hash of a tape only narrows the search: a known tape with the same
+// hash and different work is not replayed for it.
+func TestRecorderComparesTapesExactly(t *testing.T) {
+	g := newGraphRig(t, true)
+	step := func(a float32) {
+		g.b.BeginGraph()
+		g.add(g.x, a)
+		g.add(g.y, 1)
+		g.b.EndGraph()
+	}
+	for range 4 {
+		step(1) // both halves captured
+	}
+	g.b.BeginGraph()
+	g.add(g.x, 2)
+	g.add(g.y, 1)
+	// Make the half's known tape look like this one to the hash.
+	rec := g.b.graphs
+	var impostor *knownTape
+	for _, k := range rec.known {
+		if k.half == rec.half {
+			impostor = k
+		}
+	}
+	impostor.hash = rec.hash
+	g.b.EndGraph()
+	if x := g.value(g.x); x != 6 {
+		t.Fatalf("X = %v: the step ran another tape's graph", x)
+	}
+	g.stats(3, 2, 0)
+}
+
 func TestRecorderWithoutGraphs(t *testing.T) {
-	d := &fakeDevice{t: t, mem: map[cu.DevicePtr]uint32{}}
-	d.host = [2][]byte{make([]byte, fakeHalf), make([]byte, fakeHalf)}
-	s := newRecorder(d, false, d.host, [2]cu.DevicePtr{fakeArena, fakeArena + fakeHalf})
-	for i := uint32(0); i < 3; i++ {
-		readStep(t, s, i)
+	g := newGraphRig(t, false)
+	for i := range 3 {
+		g.readStep(i)
 	}
-	if want := []uint32{0, 1, 2}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v, want %v", d.out, want)
+	if c := g.counters(); c != nil && (c["captures"] != 0 || c["graph_launches"] != 0 || c["kernel_launches"] != 3) {
+		t.Fatalf("%d captures, %d graph launches, %d kernel launches without graphs; want 0, 0, 3", c["captures"], c["graph_launches"], c["kernel_launches"])
 	}
-	if d.launches != 0 || d.direct != 3 {
-		t.Fatalf("%d graph launches, %d direct entries", d.launches, d.direct)
+	if st := g.b.GraphStats(); st.Enabled || st.Direct != 0 || g.b.GraphSummary() != "off" {
+		t.Fatalf("graphs: %+v, %q", st, g.b.GraphSummary())
 	}
 }
 
 func TestRecorderNestedBegin(t *testing.T) {
-	_, s := newFake(t)
-	must(t, s.begin())
-	if err := s.begin(); err == nil {
-		t.Fatal("BeginGraph inside a step accepted")
+	g := newGraphRig(t, true)
+	g.b.BeginGraph()
+	g.add(g.x, 1)
+	g.b.BeginGraph()
+	if err := g.b.Err(); err == nil || !strings.Contains(err.Error(), "BeginGraph: BeginGraph inside a step") {
+		t.Fatalf("BeginGraph inside a step: %v", err)
+	}
+	// The step ends without running: its tape is dropped.
+	g.b.EndGraph()
+	if g.b.graphs.recording() {
+		t.Fatal("still recording after EndGraph")
+	}
+	if c := g.counters(); c["kernel_launches"] != 0 {
+		t.Fatalf("%d kernels launched after the error", c["kernel_launches"])
 	}
 }
 
-// nopDevice does nothing: it isolates the host cost of the recorder.
-type nopDevice struct{}
-
-func (nopDevice) run(*entry) error                      { return nil }
-func (nopDevice) uploadArena(h, n int) error            { return nil }
-func (nopDevice) eagerArg([]byte) (cu.DevicePtr, error) { return fakeSlots, nil }
-func (nopDevice) beginCapture() error                   { return nil }
-func (nopDevice) endCapture() (cu.GraphExec, error)     { return 1, nil }
-func (nopDevice) abortCapture() error                   { return nil }
-func (nopDevice) launch(cu.GraphExec) error             { return nil }
-func (nopDevice) destroy(cu.GraphExec)                  {}
-func (nopDevice) markHalf(int) error                    { return nil }
-func (nopDevice) waitHalf(int) error                    { return nil }
-
-// BenchmarkStepperReplay measures what recording and matching one PAD-sized
-// step (300 operations with 8 arguments each, 10 arena arguments) costs the
-// host when its graph is replayed: the time the host needs per iteration
-// to keep the GPU fed.
-func BenchmarkStepperReplay(b *testing.B) {
-	host := [2][]byte{make([]byte, 1<<16), make([]byte, 1<<16)}
-	s := newRecorder(nopDevice{}, true, host, [2]cu.DevicePtr{fakeArena, fakeArena + 1<<16})
-	key := make([]byte, 32)
+// BenchmarkStepperReplay measures what one PAD-sized step (300 kernel
+// launches, 10 arena arguments) costs when its graph is replayed: the
+// host's recording and matching, and the simulated (or real) device's run
+// of the graph.
+func BenchmarkStepperReplay(bm *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b, err := New(Options{Precision: "fp32", CacheDir: os.Getenv("PAD_KERNEL_CACHE")})
+	if err != nil {
+		bm.Skip(err)
+	}
+	defer b.Close()
+	x, _ := b.Alloc(1)
 	step := func() {
-		if err := s.begin(); err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < 300; i++ {
-			e := entry{kind: opLaunch, fn: cu.Function(i%40 + 1), grid: [3]uint32{64, 1, 1}, block: [3]uint32{256, 1, 1}, nargs: 8}
-			for j := range 8 {
-				e.args[j] = uint64(0x7f0000000000 + i*4096 + j)
-			}
+		b.BeginGraph()
+		for i := range 300 {
 			if i%30 == 0 {
-				p, err := s.arg(key)
-				if err != nil {
-					b.Fatal(err)
-				}
-				e.args[0] = uint64(p)
+				b.RandUniform(x, rng.Key{Seq: uint64(i)})
+				continue
 			}
-			if err := s.add(&e); err != nil {
-				b.Fatal(err)
-			}
+			b.Scale(x, 1)
 		}
-		if err := s.end(); err != nil {
-			b.Fatal(err)
-		}
+		b.EndGraph()
 	}
 	for range 4 { // each half: a direct first run, then the capture
 		step()
 	}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	bm.ResetTimer()
+	for range bm.N {
 		step()
 	}
-	b.StopTimer()
-	if st := s.graphStats(); st.Captures != 2 {
-		b.Fatalf("stats %+v", st)
+	if err := b.Sync(); err != nil {
+		bm.Fatal(err)
+	}
+	bm.StopTimer()
+	if st := b.GraphStats(); st.Captures != 2 {
+		bm.Fatalf("graphs: %s", b.GraphSummary())
 	}
 }
 
 // sideStep adds 1 to X on the main stream, then copies X to Y as side
-// work, then adds 10 to Z on the main stream, and reads Y after the join
-// (explicit, or the one end adds).
-func sideStep(t *testing.T, s *recorder, join bool) {
-	t.Helper()
-	x, y, z := fakeOut, fakeOut+4, fakeOut+8
-	must(t, s.begin())
-	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
-	must(t, s.beginSide())
-	must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
-	s.endSide()
-	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), 10}}))
+// work, then adds 10 to Z on the main stream, and copies Y to R on the
+// main stream after the join (explicit, or the one EndGraph adds).
+func (g *graphRig) sideStep(join bool) {
+	g.b.BeginGraph()
+	g.add(g.x, 1)
+	g.b.BeginSide()
+	g.b.Copy(g.y, g.x)
+	g.b.EndSide()
+	g.add(g.z, 10)
 	if join {
-		must(t, s.join())
-		must(t, s.add(&entry{kind: opLaunch, fn: fnRead, nargs: 1, args: [cu.MaxKernelArgs]uint64{uint64(y)}}))
+		g.b.JoinSide()
+		g.b.Copy(g.r, g.y)
 	}
-	must(t, s.end())
+	g.b.EndGraph()
 }
 
 func TestRecorderSideWorkIsForkedAndJoined(t *testing.T) {
-	d, s := newFake(t)
-	for i := 0; i < 6; i++ {
-		sideStep(t, s, true)
-	}
-	if want := []uint32{1, 2, 3, 4, 5, 6}; !reflect.DeepEqual(d.out, want) {
-		t.Fatalf("read %v after the joins, want %v", d.out, want)
+	g := newGraphRig(t, true)
+	for i := 1; i <= 6; i++ {
+		g.sideStep(true)
+		// R was copied on the main stream after the join: under the lazy
+		// schedule a missing wait would leave it a step behind.
+		if r := g.value(g.r); r != float32(i) {
+			t.Fatalf("step %d: R = %v after the join, want %d", i, r, i)
+		}
 	}
 	// Per half: a direct first run, a capture, a replay.
-	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 2 {
-		t.Fatalf("stats %+v", st)
-	}
+	g.stats(2, 2, 2)
 	// Without an explicit join, the end of the step joins: the capture
 	// would fail otherwise, and the copy is done when the step is.
-	d2, s2 := newFake(t)
-	for i := 0; i < 5; i++ {
-		sideStep(t, s2, false)
+	g2 := newGraphRig(t, true)
+	for range 5 {
+		g2.sideStep(false)
 	}
 	// Steps 1 and 2 run directly, 3 and 4 are captured, 5 is replayed.
-	if st := s2.graphStats(); st.Captures != 2 || st.Replays != 1 || !st.Enabled {
-		t.Fatalf("stats %+v", st)
+	if st := g2.stats(2, 2, 1); !st.Enabled {
+		t.Fatalf("graphs: %s", g2.b.GraphSummary())
 	}
-	if got := d2.mem[fakeOut+4]; got != 5 {
-		t.Fatalf("Y = %d after 5 steps, want 5", got)
+	if y := g2.value(g2.y); y != 5 {
+		t.Fatalf("Y = %v after 5 steps, want 5", y)
 	}
-	if s2.sideOpen || s2.side {
+	if g2.b.graphs.sideOpen || g2.b.graphs.side {
 		t.Fatal("side section open after the step")
 	}
 }
 
 func TestRecorderSideFlagIsPartOfTheTape(t *testing.T) {
-	_, s := newFake(t)
+	g := newGraphRig(t, true)
 	step := func(side bool) {
-		must(t, s.begin())
+		g.b.BeginGraph()
 		if side {
-			must(t, s.beginSide())
+			g.b.BeginSide()
 		}
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(fakeOut), 1}}))
-		must(t, s.end())
+		g.add(g.x, 1)
+		g.b.EndGraph()
 	}
 	for range 6 {
 		step(false) // 2 direct first runs, 2 graphs, 2 replays
@@ -602,162 +632,162 @@ func TestRecorderSideFlagIsPartOfTheTape(t *testing.T) {
 	step(true)
 	// The side-stream steps are new tapes: direct first runs. Had they
 	// matched the main-stream tapes, they would have been replays.
-	if st := s.graphStats(); st.Captures != 2 || st.Replays != 2 || st.Direct != 4 {
-		t.Fatalf("the same work on the side stream replayed a main-stream graph: %+v", st)
+	g.stats(4, 2, 2)
+	if x := g.value(g.x); x != 8 {
+		t.Fatalf("X = %v, want 8", x)
 	}
 }
 
 func TestRecorderSideSettleAndArguments(t *testing.T) {
-	d, s := newFake(t)
-	x, y := fakeOut, fakeOut+4
-	must(t, s.begin())
-	must(t, s.beginSide())
-	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 5}}))
+	g := newGraphRig(t, true)
+	g.b.BeginGraph()
+	g.b.BeginSide()
+	g.add(g.x, 5)
 	// A Sync inside the side section: the host must see the side work, and
 	// what follows is still side work, after a new fork.
-	must(t, s.flush())
-	if got := d.mem[x]; got != 5 {
-		t.Fatalf("X = %d after the flush, want 5", got)
+	g.check()
+	if x := g.value(g.x); x != 5 {
+		t.Fatalf("X = %v after the flush, want 5", x)
 	}
-	must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
-	if len(d.held) != 1 || !d.forked {
+	g.b.Copy(g.y, g.x)
+	if !g.b.graphs.side || !g.b.graphs.sideOpen {
 		t.Fatal("the operation after the flush is not side work after a fork")
 	}
-	if _, err := s.arg(word(1)); !errors.Is(err, errSideArg) {
-		t.Fatalf("an argument for side work: %v, want errSideArg", err)
+	g.b.EndSide()
+	g.b.EndGraph()
+	if y := g.value(g.y); y != 5 {
+		t.Fatalf("Y = %v at the end of the step, want 5", y)
 	}
-	s.endSide()
-	must(t, s.end())
-	if got := d.mem[y]; got != 5 {
-		t.Fatalf("Y = %d at the end of the step, want 5", got)
-	}
-	if err := s.beginSide(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.beginSide(); err == nil {
-		t.Fatal("a side section inside a side section: no error")
-	}
-	must(t, s.join())
 	// Outside a step the side work runs directly; a settle joins it.
-	must(t, s.beginSide())
-	must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
-	s.endSide()
-	must(t, s.settle())
-	if got := d.mem[x]; got != 6 {
-		t.Fatalf("X = %d after a settle, want 6", got)
+	g.b.BeginSide()
+	g.add(g.x, 1)
+	g.b.EndSide()
+	if x := g.value(g.x); x != 6 {
+		t.Fatalf("X = %v after a settle, want 6", x)
+	}
+	g.b.JoinSide()
+	if g.b.graphs.sideOpen {
+		t.Fatal("side work open after the download joined it")
+	}
+	g.check()
+	// A side section inside a side section is an error.
+	g.b.BeginSide()
+	g.b.BeginSide()
+	if err := g.b.Err(); err == nil || !strings.Contains(err.Error(), "BeginSide inside a side section") {
+		t.Fatalf("a side section inside a side section: %v", err)
+	}
+	// Random keys cannot go to the side stream.
+	g2 := newGraphRig(t, true)
+	g2.b.BeginSide()
+	g2.b.RandUniform(g2.r, readKey(1))
+	if err := g2.b.Err(); !errors.Is(err, errSideArg) || !strings.Contains(err.Error(), "cuda: RandUniform: ") {
+		t.Fatalf("an argument for side work: %v, want errSideArg", err)
 	}
 }
 
 // A new tape runs directly first, so that what its work uses for the first
-// time (here a kernel that fails if its first run is captured, on each
-// stream: the cuDNN handles' case) is set up outside a capture; the next
-// occurrence is captured and later ones replayed.
+// time is set up outside a capture (where a library may allocate or
+// synchronise); the next occurrence is captured and later ones replayed.
 func TestRecorderFirstRunOfANewTapeIsDirect(t *testing.T) {
-	d, s := newFake(t)
-	d.cold = true
-	x, y, z := fakeOut, fakeOut+4, fakeOut+8
-	step := func(inc uint64) {
-		must(t, s.begin())
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), inc}}))
-		must(t, s.beginSide())
-		// The side stream's first use of fnAdd2.
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(y), inc}}))
-		s.endSide()
-		must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), inc}}))
-		must(t, s.end())
+	g := newGraphRig(t, true)
+	step := func(inc float32) {
+		g.b.BeginGraph()
+		g.add(g.x, inc)
+		g.b.BeginSide()
+		g.add(g.y, inc)
+		g.b.EndSide()
+		g.add(g.z, inc)
+		g.b.EndGraph()
 	}
 	step(1)
 	step(1)
-	if len(d.graphs) != 0 || d.capturing != nil {
-		t.Fatalf("%d graphs captured in the first run of each half's tape", len(d.graphs))
-	}
-	if d.direct == 0 {
-		t.Fatal("the first runs issued nothing directly")
+	if c := g.counters(); c != nil && (c["captures"] != 0 || c["kernel_launches"] != 6) {
+		t.Fatalf("the first run of each half's tape: %d captures, %d kernel launches; want 0, 6", c["captures"], c["kernel_launches"])
 	}
 	for range 4 {
 		step(1)
 	}
-	st := s.graphStats()
-	if !st.Enabled || st.Direct != 2 || st.Captures != 2 || st.Replays != 2 {
-		t.Fatalf("stats %+v", st)
+	if st := g.stats(2, 2, 2); !st.Enabled {
+		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
 	// A different increment is a new tape: run directly on each half,
 	// even amid replays, then captured; the old graphs stay.
 	step(5)
 	step(5)
-	if st := s.graphStats(); st.Direct != 4 || st.Captures != 2 || st.Cached != 2 {
-		t.Fatalf("a new tape amid replays: stats %+v", st)
+	if st := g.stats(4, 2, 2); st.Cached != 2 {
+		t.Fatalf("a new tape amid replays: %s", g.b.GraphSummary())
 	}
 	step(5)
 	step(1)
-	if st := s.graphStats(); !st.Enabled || st.Direct != 4 || st.Captures != 3 || st.Replays != 3 || st.Cached != 3 {
-		t.Fatalf("stats %+v", st)
+	if st := g.stats(4, 3, 3); !st.Enabled || st.Cached != 3 {
+		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	if d.mem[x] != 22 || d.mem[y] != 22 || d.mem[z] != 22 {
-		t.Fatalf("X, Y, Z = %d, %d, %d, want 22 each", d.mem[x], d.mem[y], d.mem[z])
+	for _, q := range []backend.Buf{g.x, g.y, g.z} {
+		if v := g.value(q); v != 22 {
+			t.Fatalf("X, Y, Z = %v, %v, %v, want 22 each", g.value(g.x), g.value(g.y), g.value(g.z))
+		}
 	}
 }
 
 // A capture that fails between a fork and its join is ended with the side
 // stream joined first (CUDA refuses to end it otherwise, and the capture
 // stays broken); the step then runs directly and later steps run too.
+// The failure is a kernel launch inside the capture that the simulation
+// fails once (fail=cuLaunchKernel@2), on the side stream or on the main
+// stream after the fork.
 func TestRecorderAbortedCaptureJoinsTheSideStream(t *testing.T) {
+	simOnly(t)
 	for _, onSide := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refused on side %v", onSide), func(t *testing.T) {
-			d, s := newFake(t)
-			d.refuse = fnAdd2
-			x, y, z := fakeOut, fakeOut+4, fakeOut+8
-			// X += 1; side: Y = X, then (onSide) Y += 10 by the refused
-			// kernel; main: Z += 10 (by the refused kernel unless onSide);
-			// the end of the step joins.
+			g := newGraphRig(t, true)
+			// X += 1; side: Y = X, then (onSide) Y += 10; main: Z += 10;
+			// the end of the step joins. The second launch of the step is
+			// Y += 10 (onSide) or Z += 10.
 			step := func() {
-				must(t, s.begin())
-				must(t, s.add(&entry{kind: opLaunch, fn: fnAdd, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(x), 1}}))
-				must(t, s.beginSide())
-				must(t, s.add(&entry{kind: opCopy, p: [3]cu.DevicePtr{y, x}, n: 4}))
+				g.b.BeginGraph()
+				g.add(g.x, 1)
+				g.b.BeginSide()
+				g.b.Copy(g.y, g.x)
 				if onSide {
-					must(t, s.add(&entry{kind: opLaunch, fn: fnAdd2, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(y), 10}}))
+					g.add(g.y, 10)
 				}
-				s.endSide()
-				fn := fnAdd2
-				if onSide {
-					fn = fnAdd
-				}
-				must(t, s.add(&entry{kind: opLaunch, fn: fn, nargs: 2, args: [cu.MaxKernelArgs]uint64{uint64(z), 10}}))
-				must(t, s.end())
+				g.b.EndSide()
+				g.add(g.z, 10)
+				g.b.EndGraph()
 			}
-			wantY := func(n uint32) uint32 {
+			wantY := func(n float32) float32 {
 				if onSide {
 					return n + 10
 				}
 				return n
 			}
-			check := func(n uint32) {
+			check := func(n float32) {
 				t.Helper()
-				if d.mem[x] != n || d.mem[y] != wantY(n) || d.mem[z] != 10*n {
-					t.Fatalf("after %d steps: X, Y, Z = %d, %d, %d, want %d, %d, %d", n, d.mem[x], d.mem[y], d.mem[z], n, wantY(n), 10*n)
+				if x, y, z := g.value(g.x), g.value(g.y), g.value(g.z); x != n || y != wantY(n) || z != 10*n {
+					t.Fatalf("after %v steps: X, Y, Z = %v, %v, %v, want %v, %v, %v", n, x, y, z, n, wantY(n), 10*n)
 				}
 			}
 			step()
 			step() // the first runs: direct
-			step() // captured: the refused kernel aborts the capture
-			if d.refused != 1 {
-				t.Fatalf("the refused kernel was refused %d times, want 1", d.refused)
-			}
-			if d.capturing != nil {
-				t.Fatal("the aborted capture was not ended")
-			}
+			setFaults(t, "fail=cuLaunchKernel@2")
+			step() // captured: the failed launch aborts the capture
+			setFaults(t, "")
 			check(3)
-			st := s.graphStats()
-			if st.Enabled || !strings.Contains(st.Off, "not permitted") || st.Captures != 0 || st.Direct != 3 || d.live() != 0 {
-				t.Fatalf("stats %+v, %d graphs alive", st, d.live())
+			for _, s := range []cu.Stream{g.b.stream, g.b.side.stream} {
+				if st, err := cu.StreamIsCapturing(s); err != nil || st != cu.CaptureStatusNone {
+					t.Fatalf("a stream is left capturing: status %d, %v", st, err)
+				}
+			}
+			st := g.b.GraphStats()
+			if st.Enabled || !strings.Contains(st.Off, "cuLaunchKernel") || !strings.Contains(st.Off, injected) || st.Captures != 0 || st.Direct != 3 || st.Cached != 0 {
+				t.Fatalf("graphs: %s", g.b.GraphSummary())
 			}
 			for range 3 {
 				step()
 			}
 			check(6)
-			if d.refused != 1 || len(d.held) != 0 || d.forked {
-				t.Fatalf("after the abort: %d refusals, %d side operations held, forked %v", d.refused, len(d.held), d.forked)
+			if g.b.graphs.sideOpen || g.b.graphs.side {
+				t.Fatal("side section open after the steps")
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"fmt"
 	"unsafe"
 
 	"github.com/pad-dreaming/pad/backend"
@@ -71,7 +72,7 @@ func (b *Backend) HostBuffer(n int) ([]float32, error) {
 	}
 	h, err := cu.MemHostAlloc(n*4, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cuda: HostBuffer(%d floats): %w", n, err)
 	}
 	b.copy.hosts = append(b.copy.hosts, h)
 	return unsafe.Slice((*float32)(h), n), nil
