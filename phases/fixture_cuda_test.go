@@ -45,7 +45,7 @@ func openGPU(t *testing.T, precision string, m gpuMode) *cuda.Backend {
 // only when its tape occurs a second time, and a replay builds its model
 // anew, so no phase here is captured: the recorded steps run directly, as
 // a new tape's first run does. Captured graphs are checked against the CPU
-// by TestGraphConvStepsMatchCPU (backend/cuda) and TestMNISTGPUMatchesCPU
+// by TestGraphConvStepsMatchCPU (backend/cuda) and TestGPUMatchesCPU
 // (train).
 func TestFixtureParityCUDA(t *testing.T) {
 	for _, m := range []gpuMode{{true, true}, {false, true}, {true, false}} {
