@@ -89,13 +89,18 @@ func (k *Kernels) SetLauncher(l Launcher) {
 // Load compiles (or loads from cacheDir, if not empty) every family for a
 // device of compute capability major.minor and loads the modules into the
 // current context.
-func Load(major, minor int, cacheDir string) (*Kernels, error) {
+func Load(major, minor int, cacheDir string) (_ *Kernels, err error) {
 	vmaj, vmin, err := cu.NVRTCVersion()
 	if err != nil {
 		return nil, err
 	}
 	opts := append([]string{cu.ArchFlag(major, minor)}, Options...)
 	k := &Kernels{fns: map[string]cu.Function{}, Compiled: map[string]bool{}, launchFn: launchArgs}
+	defer func() {
+		if err != nil {
+			k.Close() // the modules loaded before the failure
+		}
+	}()
 	for _, fam := range Families() {
 		src, err := Source(fam)
 		if err != nil {

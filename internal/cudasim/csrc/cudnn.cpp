@@ -314,13 +314,19 @@ struct Algo {
 };
 
 // Algorithms made NOT_SUPPORTED by the dnn_unsupported fault. Once the
-// fault fires for an algorithm it stays unsupported for the process, so that
-// heuristics, searches, workspace queries and runs all agree.
+// fault fires for an algorithm it stays unsupported until the faults are
+// changed (padsim_set_faults), so that heuristics, searches, workspace
+// queries and runs all agree.
 std::mutex g_unsup_mu;
 bool g_unsup[3][8];
+uint64_t g_unsup_generation = 0;
 
 bool fault_unsupported(Op op, int a) {
     std::lock_guard<std::mutex> g(g_unsup_mu);
+    if (uint64_t gen = padsim_faults_generation(); gen != g_unsup_generation) {
+        memset(g_unsup, 0, sizeof g_unsup);
+        g_unsup_generation = gen;
+    }
     if (g_unsup[op][a]) return true;
     char detail[32];
     snprintf(detail, sizeof detail, "%s:%d", kOpKey[op], a);

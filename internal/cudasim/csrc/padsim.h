@@ -136,6 +136,11 @@ PADSIM_EXPORT int padsim_fault(const char* key, const char* detail);
 // to fail one call of a running process.
 PADSIM_EXPORT void padsim_set_faults(const char* spec);
 
+// padsim_faults_generation counts the calls of padsim_set_faults, so that
+// a library that remembers a fault's effect (cuDNN's unsupported
+// algorithms) forgets it when the faults change.
+PADSIM_EXPORT uint64_t padsim_faults_generation(void);
+
 // padsim_count adds n to the named counter (one of the names below).
 PADSIM_EXPORT void padsim_count(const char* counter, uint64_t n);
 
