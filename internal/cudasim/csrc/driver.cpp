@@ -1599,7 +1599,7 @@ API CUresult cuStreamSynchronize(CUstream h) {
     CUstream_st* s;
     if (int r = resolve(h, &s, "cuStreamSynchronize")) return r;
     if (int r = refuse_capturing(s, "cuStreamSynchronize")) return r;
-    count(C_HOST_SYNCS);
+    if (s->done < s->enq) count(C_HOST_SYNCS);  // an idle stream does not block
     run_to(s, s->enq);
     return g.sticky;
 }
@@ -1711,7 +1711,9 @@ API CUresult cuEventSynchronize(CUevent e) {
     if (!valid_event(e)) return fail(CUDA_ERROR_INVALID_HANDLE, "cuEventSynchronize: not a live event");
     if (int r = captured_event(e, "cuEventSynchronize")) return r;
     if (!e->recorded) return CUDA_SUCCESS;
-    count(C_HOST_SYNCS);
+    // Waiting for work that is already done does not block the host: only
+    // a wait that would is a host synchronisation.
+    if (e->s->done < e->seq) count(C_HOST_SYNCS);
     run_to(e->s.get(), e->seq);
     return g.sticky;
 }

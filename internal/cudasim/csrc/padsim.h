@@ -148,8 +148,8 @@ PADSIM_EXPORT void padsim_count(const char* counter, uint64_t n);
 //
 // Counters since the context was created or last reset: kernel_launches,
 // dnn_calls, blas_calls, graph_launches, graph_nodes, host_syncs (a host
-// thread blocked on device work: stream/event/context synchronise, a
-// blocking copy or memset), allocs, frees, host_allocs, htod_copies,
+// thread blocked on device work: a stream or event synchronise whose work
+// had not all run yet, a context synchronise, a blocking copy or memset), allocs, frees, host_allocs, htod_copies,
 // htod_bytes, dtoh_copies, dtoh_bytes, dtod_copies, dtod_bytes, memsets,
 // pageable_async_copies (an *Async copy whose host side is not pinned),
 // captures, events_recorded, stream_waits.
