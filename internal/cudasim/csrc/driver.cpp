@@ -8,8 +8,9 @@
 //
 //   - every device range a call or a kernel argument names is checked
 //     against the table of live allocations; allocations carry redzones
-//     that are checked after each kernel; freed blocks sit in a quarantine
-//     so that a use after free is caught, not silently served;
+//     that are checked after each kernel and end in a guard page (an
+//     access further out faults); freed blocks sit in a quarantine without
+//     access, so that a use after free is caught, not silently served;
 //   - queued work runs as late as CUDA allows (PAD_CUDASIM_SCHEDULE=lazy),
 //     so a missing event wait or a host read of a pinned buffer before its
 //     stream was synchronised sees stale data every time, not once a month;
@@ -378,10 +379,12 @@ int fail(int code, const std::string& m) {
 
 struct Alloc {
     uint64_t base = 0, size = 0;
-    void* raw = nullptr;
+    void* raw = nullptr;   // the accessible block: front redzone, the allocation, tail redzone
     uint64_t rawsize = 0;
     bool pinned = false;
     unsigned flags = 0;
+    bool mapped = false;   // device memory: raw is a mapping followed by a guard page
+    uint64_t charged = 0;  // what it counts against the device's memory
 };
 
 // ---- Streams, work and graphs -------------------------------------------------
@@ -950,11 +953,54 @@ struct GraphWork : Work {
 
 // ---- Context lifetime ---------------------------------------------------------
 
-void free_block(const Alloc& a) { free(a.raw); }
+// Device memory is mapped, each block ending in a page that cannot be
+// touched (kGuard): a kernel reading or writing past the tail redzone
+// faults at once (the process ends with SIGSEGV at the address, where
+// hardware would report an illegal address), instead of reading another
+// allocation's data. Freed blocks in quarantine lose all access, so that
+// a late read faults too. Mappings are reused by size (g_pool), so that
+// the pages stay resident and the NaN fill costs no page faults.
+constexpr uint64_t kGuard = 4096;
+std::multimap<uint64_t, void*> g_pool;  // accessible size → mapping, protected
+uint64_t g_pool_bytes = 0;
+constexpr uint64_t kPoolBytes = 1ull << 30;
+
+void* map_block(uint64_t access) {
+    auto it = g_pool.find(access);
+    if (it != g_pool.end()) {
+        void* m = it->second;
+        g_pool.erase(it);
+        g_pool_bytes -= access;
+        if (mprotect(m, access, PROT_READ | PROT_WRITE) == 0) return m;
+        munmap(m, access + kGuard);
+    }
+    void* m = mmap(nullptr, access + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    if (mprotect((uint8_t*)m + access, kGuard, PROT_NONE) != 0) {
+        munmap(m, access + kGuard);
+        return nullptr;
+    }
+    return m;
+}
+
+void free_block(const Alloc& a) {
+    if (!a.mapped) {
+        free(a.raw);
+        return;
+    }
+    if (g_pool_bytes + a.rawsize <= kPoolBytes && mprotect(a.raw, a.rawsize, PROT_NONE) == 0) {
+        g_pool.emplace(a.rawsize, a.raw);
+        g_pool_bytes += a.rawsize;
+        return;
+    }
+    munmap(a.raw, a.rawsize + kGuard);
+}
 
 void quarantine(const Alloc& a) {
-    // Poison what is cheap to poison; huge blocks go back at once.
-    if (a.size <= (64ull << 20)) memset((void*)a.base, kPoison, a.size);
+    // A freed device block loses all access; host blocks are poisoned
+    // where that is cheap, huge ones go back at once.
+    if (a.mapped) mprotect(a.raw, a.rawsize, PROT_NONE);
+    else if (a.size <= (64ull << 20)) memset((void*)a.base, kPoison, a.size);
     g.quarantine[a.base] = a;
     g.quarantine_order.push_back(a.base);
     g.quarantine_bytes += a.rawsize;
@@ -1438,13 +1484,16 @@ API CUresult cuMemAlloc_v2(CUdeviceptr* out, size_t bytes) {
                                                   (unsigned long long)avail, (unsigned long long)kTotalMem));
     Alloc a;
     a.size = bytes;
-    a.rawsize = rounded + 2 * kRedzone;
-    if (posix_memalign(&a.raw, kRedzone, a.rawsize) != 0)
-        return fail(CUDA_ERROR_OUT_OF_MEMORY, fmt("cuMemAlloc_v2: %zu bytes: the host allocation behind it failed", bytes));
-    a.base = (uint64_t)a.raw + kRedzone;
-    memset(a.raw, kCanary, kRedzone);
+    a.mapped = true;
+    a.charged = rounded;
+    // [front redzone ≥ kRedzone | the allocation | its rounding + kRedzone] then the guard page.
+    a.rawsize = (rounded + 2 * kRedzone + kGuard - 1) / kGuard * kGuard;
+    a.raw = map_block(a.rawsize);
+    if (!a.raw) return fail(CUDA_ERROR_OUT_OF_MEMORY, fmt("cuMemAlloc_v2: %zu bytes: the host mapping behind it failed", bytes));
+    a.base = (uint64_t)a.raw + a.rawsize - kRedzone - rounded;
+    memset(a.raw, kCanary, a.base - (uint64_t)a.raw);
     memset((void*)a.base, 0xFF, bytes);  // uninitialised memory: NaN, not zeros
-    memset((void*)(a.base + bytes), kCanary, a.rawsize - kRedzone - bytes);
+    memset((void*)(a.base + bytes), kCanary, (uint64_t)a.raw + a.rawsize - (a.base + bytes));
     g.dev[a.base] = a;
     g.used += rounded;
     count(C_ALLOCS);
@@ -1478,7 +1527,7 @@ API CUresult cuMemFree_v2(CUdeviceptr p) {
     std::string msg;
     if (int r = check_redzones(p, "something", "the allocation freed by cuMemFree_v2", msg)) set_sticky(r, msg);
     g.dev.erase(p);
-    g.used -= a.rawsize - 2 * kRedzone;
+    g.used -= a.charged;
     quarantine(a);
     count(C_FREES);
     return g.sticky;
