@@ -5,9 +5,9 @@ package train
 // that do not fit the model. The tests that need real processes (SIGKILL,
 // SIGINT, a file-size limit, two processes on one run) are in crash_test.go.
 //
-// Runs here use one CPU thread: the CPU backend's multi-threaded GEMM may
-// add the partial sums of a split product in a timing-dependent order, so
-// only single-threaded runs are bit-for-bit reproducible under load.
+// Runs here use one CPU thread, the cheapest on a loaded machine; the CPU
+// backend gives the same bits on any number of threads
+// (threads_test.go).
 
 import (
 	"bytes"

@@ -4,6 +4,12 @@
 // implementation the CUDA backend is checked against, so clarity comes
 // before cleverness; reductions accumulate in float64.
 //
+// The number of threads never changes a result: the loops split between
+// threads write disjoint outputs, every sum is accumulated by one thread in
+// a fixed order, and the GEMM (internal/gemm) gives the same bits on any
+// number of threads. A run can be resumed with another device.threads, or
+// on a machine with another core count, and continue bit for bit.
+//
 // The code is generic over the element type. New gives the float32 backend
 // pad trains with; New64 gives a float64 twin of the same code, used to
 // show that the algorithm reproduces PyTorch's float64 fixtures exactly
@@ -203,7 +209,8 @@ func (b *Backend[T]) Close() error {
 }
 
 // parallel runs fn over [0, n) split into at most b.threads contiguous
-// chunks.
+// chunks. fn must write disjoint outputs for disjoint ranges and must not
+// sum across them, so that the split cannot change a result.
 func (b *Backend[T]) parallel(n int, fn func(lo, hi int)) {
 	t := b.threads
 	if t > n {

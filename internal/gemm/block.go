@@ -8,20 +8,23 @@ type worker struct {
 	bufB []float32 // packed kc×nc block of op(B)
 	tile []float32 // mr×nr scratch tile for edges of C
 
-	// When k is split between threads, a worker goroutine accumulates its
-	// chunks into part (m×n), used when partUsed.
-	part     []float32
-	partUsed bool
-
 	jobs chan *job // work for a worker goroutine
-	id   int       // 0 for the calling goroutine, 1… for the workers
 }
 
 // task is a piece of an Sgemm call: rows [i0, i1) and columns [j0, j1) of
 // C, accumulated over [p0, p1) of the k dimension.
+//
+// The k dimension of the whole product is cut into blocks of kb steps (the
+// last one shorter), which the micro-kernel sums one at a time: each value
+// of C becomes beta·C + alpha·(block 0), then + alpha·(block 1), and so on,
+// every term rounded as it is added. kb depends only on k (see blockK), and
+// p0 is always the start of a block, so a task that covers some blocks does
+// exactly the arithmetic the whole product does on them, whichever thread
+// runs it and however the product was split.
 type task struct {
 	kern           kernel
 	kc, mc, nc     int
+	kb             int // steps of k per block
 	transA, transB bool
 	i0, i1         int
 	j0, j1         int
@@ -39,10 +42,7 @@ type task struct {
 func (w *worker) run(t *task) {
 	k := t.kern
 	mr, nr := k.mr, k.nr
-	kcMax := t.kc
-	// Balance the k blocks: k = 300 is two blocks of 150, not 256 + 44.
-	nkb := ceilDiv(t.p1-t.p0, kcMax)
-	kcMax = ceilDiv(t.p1-t.p0, nkb)
+	kcMax := min(t.kb, t.p1-t.p0)
 	mcMax := min(t.mc, roundUp(t.i1-t.i0, mr))
 	ncMax := min(t.nc, roundUp(t.j1-t.j0, nr))
 	w.bufA = grow(w.bufA, ceilDiv(mcMax, mr)*panelStride(mr, kcMax))
@@ -141,6 +141,11 @@ func grow(buf []float32, n int) []float32 {
 	}
 	return s[off : off+n : off+n]
 }
+
+// blockK returns the number of steps of k per block of a product with k
+// steps when a block spans at most kc: the blocks are balanced, so k = 300
+// is two blocks of 150, not 256 + 44.
+func blockK(k, kc int) int { return ceilDiv(k, ceilDiv(k, kc)) }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 

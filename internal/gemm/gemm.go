@@ -13,6 +13,12 @@
 // A product big enough to be worth it is cut into chunks along m, n or k,
 // which the calling goroutine and the worker goroutines started by New take
 // in turn, each packing into its own buffers.
+//
+// The result does not depend on the number of threads, nor on how a product
+// is cut or which thread runs which chunk: every value of C is summed over
+// the same blocks of k (a function of k alone), in block order, with the
+// same rounding, as a single thread does. A run can therefore move between
+// machines with different core counts without changing a bit.
 package gemm
 
 import "runtime"
@@ -62,7 +68,7 @@ func New(threads int) *Gemm {
 	g.setKernel(availableKernels()[0])
 	g.w = make([]*worker, threads)
 	for i := range g.w {
-		g.w[i] = &worker{id: i}
+		g.w[i] = &worker{}
 	}
 	g.pool = newPool(g.w[1:])
 	runtime.AddCleanup(g, (*pool).close, g.pool)
@@ -89,6 +95,10 @@ func (g *Gemm) Close() { g.pool.close() }
 // need not be initialised (NaNs in it are overwritten); with alpha == 0 or
 // k == 0, A and B are not read. Sgemm panics if a slice is too short for
 // its dimensions. It must not be called concurrently on the same Gemm.
+//
+// The result is the same bit for bit for any number of threads (given the
+// micro-kernel: the assembly kernels agree with each other, the pure-Go one
+// rounds differently).
 func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("gemm: negative dimension")
@@ -110,7 +120,7 @@ func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	checkMat("B", transB, k, n, b, ldb)
 
 	t := task{
-		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc,
+		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc, kb: blockK(k, g.kc),
 		transA: transA, transB: transB,
 		i0: 0, i1: m, j0: 0, j1: n, p0: 0, p1: k,
 		alpha: alpha, beta: beta,

@@ -54,6 +54,7 @@ func main() {
 	genCopyBlocks(&w)
 	genScatterRows(&w)
 	genAVX2Packing(&w)
+	genAddAVX(&w)
 	if err := os.WriteFile("kernel_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -597,6 +598,54 @@ func genAVX2Packing(w *bytes.Buffer) {
 	p("DECQ R8")
 	p("JNZ scatterRows8_row")
 	fmt.Fprintf(w, "scatterRows8_done:\n")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// genAddAVX writes
+//
+//	func addAVX(dst, src []float32)
+//
+// which adds src[i] to dst[i] for i < len(src) rounded down to a multiple
+// of 8, with ymm adds (each sum rounded once, as a scalar add rounds it).
+// It needs AVX; the caller adds the last len(src) mod 8 values itself.
+func genAddAVX(w *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	fmt.Fprintf(w, "\n// func addAVX(dst, src []float32)\n")
+	fmt.Fprintf(w, "TEXT ·addAVX(SB), NOSPLIT, $0-48\n")
+	p("MOVQ dst_base+0(FP), DI")
+	p("MOVQ src_base+24(FP), SI")
+	p("MOVQ src_len+32(FP), BX")
+	p("MOVQ BX, CX")
+	p("SHRQ $5, CX")
+	p("JZ addAVX_tail")
+	fmt.Fprintf(w, "addAVX_loop32:\n")
+	for v := 0; v < 4; v++ {
+		p("VMOVUPS %d(DI), Y%d", 32*v, v)
+	}
+	for v := 0; v < 4; v++ {
+		p("VADDPS %d(SI), Y%d, Y%d", 32*v, v, v)
+	}
+	for v := 0; v < 4; v++ {
+		p("VMOVUPS Y%d, %d(DI)", v, 32*v)
+	}
+	p("ADDQ $128, SI")
+	p("ADDQ $128, DI")
+	p("DECQ CX")
+	p("JNZ addAVX_loop32")
+	fmt.Fprintf(w, "addAVX_tail:\n")
+	p("ANDQ $31, BX")
+	p("SHRQ $3, BX")
+	p("JZ addAVX_done")
+	fmt.Fprintf(w, "addAVX_loop8:\n")
+	p("VMOVUPS (DI), Y0")
+	p("VADDPS (SI), Y0, Y0")
+	p("VMOVUPS Y0, (DI)")
+	p("ADDQ $32, SI")
+	p("ADDQ $32, DI")
+	p("DECQ BX")
+	p("JNZ addAVX_loop8")
+	fmt.Fprintf(w, "addAVX_done:\n")
 	p("VZEROUPPER")
 	p("RET")
 }

@@ -44,6 +44,20 @@ func copyBlocks8(dst []float32, ldd int, src []float32, lds int, count, width in
 //go:noescape
 func scatterRows8(dst, src []float32, lds, ldp, rows, panels, width int)
 
+//go:noescape
+func addAVX(dst, src []float32)
+
+// addVec adds src[i] to dst[i] for i below len(src) rounded down to a
+// multiple of 8, if this CPU has AVX, and returns how many values it added.
+func addVec(dst, src []float32) int {
+	n := len(src) &^ 7
+	if n == 0 || !cpu.X86.HasAVX {
+		return 0
+	}
+	addAVX(dst[:n], src[:n])
+	return n
+}
+
 var (
 	avx512Kernels = []kernel{
 		{name: "avx512-8x32", mr: 8, nr: 32, fn: kernAVX512x8x32, half: kernAVX512x8x16s32, transpose: transpose16, tw: 16, copy: copyBlocks, scatter: scatterRows},

@@ -2144,3 +2144,44 @@ scatterRows8_next:
 scatterRows8_done:
 	VZEROUPPER
 	RET
+
+// func addAVX(dst, src []float32)
+TEXT ·addAVX(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), BX
+	MOVQ BX, CX
+	SHRQ $5, CX
+	JZ addAVX_tail
+addAVX_loop32:
+	VMOVUPS 0(DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VADDPS 0(SI), Y0, Y0
+	VADDPS 32(SI), Y1, Y1
+	VADDPS 64(SI), Y2, Y2
+	VADDPS 96(SI), Y3, Y3
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ addAVX_loop32
+addAVX_tail:
+	ANDQ $31, BX
+	SHRQ $3, BX
+	JZ addAVX_done
+addAVX_loop8:
+	VMOVUPS (DI), Y0
+	VADDPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ BX
+	JNZ addAVX_loop8
+addAVX_done:
+	VZEROUPPER
+	RET

@@ -43,6 +43,12 @@ func kernGo4x4(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	store4(c[3*ldc:3*ldc+4], alpha, beta, c30, c31, c32, c33)
 }
 
+// store4 writes alpha·v + beta·C with the assembly kernels' rounding where
+// Go fuses multiply-adds (arm64 and others): alpha·v is rounded first (the
+// conversion forbids fusing it), then beta·C is added to it in one
+// multiply-add. Where Go does not fuse (amd64), beta·C is rounded too, and
+// so is each step of the k loop above: the pure-Go kernel then gives other
+// bits than the assembly ones, but the same for any number of threads.
 func store4(c []float32, alpha, beta, v0, v1, v2, v3 float32) {
 	c = c[:4]
 	if beta == 0 {
@@ -52,8 +58,8 @@ func store4(c []float32, alpha, beta, v0, v1, v2, v3 float32) {
 		c[3] = alpha * v3
 		return
 	}
-	c[0] = alpha*v0 + beta*c[0]
-	c[1] = alpha*v1 + beta*c[1]
-	c[2] = alpha*v2 + beta*c[2]
-	c[3] = alpha*v3 + beta*c[3]
+	c[0] = float32(alpha*v0) + beta*c[0]
+	c[1] = float32(alpha*v1) + beta*c[1]
+	c[2] = float32(alpha*v2) + beta*c[2]
+	c[3] = float32(alpha*v3) + beta*c[3]
 }

@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,18 +13,28 @@ import (
 const serialFlops = 1 << 19
 
 // Parallel chunking: a product is cut along one dimension into about
-// chunksPerThread chunks per thread. Chunks of m or n are taken in turn by
-// whichever thread is free, so that a thread that starts late or runs
-// slowly (the machine may be shared) does less of the work; every value of
-// C is still computed by one thread in one order. Chunks of k are dealt
-// out in a fixed pattern instead (chunk c to thread c mod threads) and the
-// threads' partial sums added in thread order, so that the result is the
-// same bit for bit however the threads are scheduled. A chunk spans at least minChunkMN rows
-// or columns, or minChunkK steps of k.
+// chunksPerThread chunks per thread, which are taken in turn by whichever
+// thread is free, so that a thread that starts late or runs slowly (the
+// machine may be shared) does less of the work.
+//
+// Cuts along m or n leave each value of C to one thread, which sums it
+// exactly as a single thread would. A cut along k is made at the
+// boundaries of the product's k blocks (see task), and the sum is kept in
+// block order: the first chunk (blocks 0…b−1) is accumulated in C as a
+// single thread would, every later block's alpha·A·B is written to a part
+// buffer of its own, and the parts are added to C one block after the
+// other, chunk by chunk as the chunks before them are in C (see finish).
+// That is the single thread's arithmetic term by term (the micro-kernel
+// adds a block into C by rounding alpha·A·B, then the sum), so the result
+// is the same bit for bit whatever the number of threads, the size of the
+// chunks or the scheduling. A chunk spans at least minChunkMN rows or
+// columns, or minChunkK steps of k; the parts of a cut along k hold at most
+// about maxParts values.
 const (
 	chunksPerThread = 2
 	minChunkMN      = 128
 	minChunkK       = 512
+	maxParts        = 1 << 22
 )
 
 // spinTime is how long an idle worker goroutine polls for the next product,
@@ -45,10 +56,18 @@ const (
 type job struct {
 	t      task // the whole product
 	dim    split
-	size   int // rows, columns or steps of k per chunk
+	size   int // rows, columns or steps of k per chunk (k: whole blocks)
 	chunks int
-	parts  int          // threads taking part (k chunks are dealt out by thread)
-	next   atomic.Int64 // next chunk to take (m and n chunks)
+	next   atomic.Int64 // next chunk to take
+
+	// Cuts along k: parts holds alpha·A·B of each k block after the first
+	// chunk, m×n each, in block order; ready[c] says chunk c is computed,
+	// added the number of chunks whose blocks are in C (under addMu). The
+	// buffers are reused from call to call.
+	parts []float32
+	ready []atomic.Bool
+	added atomic.Int64
+	addMu sync.Mutex
 }
 
 // pool is the part of a Gemm that its worker goroutines share. It does not
@@ -87,7 +106,7 @@ func (p *pool) serve(w *worker) {
 		if !ok {
 			return
 		}
-		j.work(w, false)
+		j.work(w)
 		p.done <- struct{}{}
 	}
 }
@@ -114,7 +133,8 @@ func spin(ready func() bool) bool {
 // goroutine. Of the cuts that make at least two chunks, plan takes the one
 // that packs the fewest elements, as each chunk packs its own blocks of A
 // and B: cutting n repacks A for each chunk, cutting m repacks B, and
-// cutting k costs a pass over C per thread instead.
+// cutting k costs a pass over C per k block after the first chunk instead.
+// The choice changes the speed, never the result.
 func (g *Gemm) plan(m, n, k int) (dim split, size, chunks int) {
 	if float64(m)*float64(n)*float64(k) < serialFlops {
 		return 0, 0, 1
@@ -139,10 +159,18 @@ func (g *Gemm) plan(m, n, k int) (dim split, size, chunks int) {
 	}
 	try(splitN, n, nr, max(nr, minChunkMN), func(c float64) float64 { return c*fm*fk + fk*fn })
 	try(splitM, m, mr, max(mr, minChunkMN), func(c float64) float64 { return c*fk*fn + fm*fk })
-	try(splitK, k, 1, minChunkK, func(c float64) float64 {
-		return fm*fk + fk*fn + 3*fm*fn*float64(min(g.threads, int(c)))
+	// Along k the unit is the product's k block, and the parts (one m×n
+	// buffer per block after the first chunk) must fit in maxParts.
+	kb := blockK(k, g.kc)
+	blocks := ceilDiv(k, kb)
+	try(splitK, k, kb, max(kb, minChunkK), func(c float64) float64 {
+		parts := float64(blocks - ceilDiv(blocks, int(c)))
+		if parts*fm*fn > maxParts {
+			return math.Inf(1)
+		}
+		return fm*fk + fk*fn + 2*fm*fn*parts
 	})
-	if best < 0 {
+	if best < 0 || math.IsInf(best, 1) {
 		return 0, 0, 1
 	}
 	return dim, size, chunks
@@ -155,63 +183,104 @@ func (g *Gemm) parallel(t *task, dim split, size, chunks int) {
 	j := &p.job
 	j.t, j.dim, j.size, j.chunks = *t, dim, size, chunks
 	j.next.Store(0)
-	workers := p.workers[:min(len(p.workers), chunks-1)]
-	j.parts = len(workers) + 1
-	m, n := t.i1, t.j1
-	for _, w := range workers {
-		if dim == splitK {
-			w.part = grow(w.part, m*n)
-			w.partUsed = false
+	if dim == splitK {
+		j.parts = grow(j.parts, ceilDiv(t.p1-size, t.kb)*t.i1*t.j1)
+		if cap(j.ready) < chunks {
+			j.ready = make([]atomic.Bool, chunks)
 		}
+		j.ready = j.ready[:chunks]
+		for i := range j.ready {
+			j.ready[i].Store(false)
+		}
+		j.added.Store(0)
+	}
+	workers := p.workers[:min(len(p.workers), chunks-1)]
+	for _, w := range workers {
 		w.jobs <- j
 	}
-	did := 0
-	if !testIdleCaller || dim == splitK {
-		did = j.work(g.w[0], true)
+	if !testIdleCaller {
+		j.work(g.w[0])
 	}
 	spin(func() bool { return len(p.done) == len(workers) })
 	for range workers {
 		<-p.done
 	}
-	if dim != splitK {
-		return
+	if dim == splitK && j.added.Load() != int64(chunks) {
+		panic("gemm: k chunks left out of C")
 	}
-	// The calling goroutine accumulated its chunks in C with the caller's
-	// beta, the workers theirs in their part buffers.
-	if did == 0 {
-		scale(m, n, t.beta, t.c, t.ldc)
-	}
-	for _, w := range workers {
-		if !w.partUsed {
-			continue
+}
+
+// finish marks k chunk c as computed and then, unless another thread is
+// at it, adds to C every computed chunk whose predecessors are all in C, in
+// chunk order. So the parts of a chunk are usually added by the thread that
+// computed them, while the other threads compute later chunks.
+func (j *job) finish(c int) {
+	j.ready[c].Store(true)
+	for {
+		if !j.addMu.TryLock() {
+			return // the thread holding addMu sees ready[c] below
 		}
-		for r := 0; r < m; r++ {
-			cr := t.c[r*t.ldc : r*t.ldc+n]
-			for i, v := range w.part[r*n : r*n+n] {
-				cr[i] += v
-			}
+		for a := int(j.added.Load()); a < j.chunks && j.ready[a].Load(); a++ {
+			j.addChunk(a)
+			j.added.Store(int64(a + 1))
+		}
+		j.addMu.Unlock()
+		// A chunk marked ready after the loop above looked at it, whose
+		// thread found addMu locked, is added here.
+		if a := int(j.added.Load()); a == j.chunks || !j.ready[a].Load() {
+			return
 		}
 	}
 }
 
-// testIdleCaller makes the calling goroutine leave all m and n chunks to
-// the workers, for tests (its k chunks are its own by construction).
+// addChunk adds the parts of k chunk c to C, block after block (chunk 0
+// was accumulated in C itself).
+func (j *job) addChunk(c int) {
+	t := &j.t
+	if c == 0 {
+		return
+	}
+	m, n := t.i1, t.j1
+	for p := c * j.size; p < min(t.p1, (c+1)*j.size); p += t.kb {
+		part := j.part(p)
+		if t.ldc == n {
+			addTo(t.c[:m*n], part)
+			continue
+		}
+		for r := range m {
+			addTo(t.c[r*t.ldc:r*t.ldc+n], part[r*n:r*n+n])
+		}
+	}
+}
+
+// part returns the part buffer of the k block that starts at step p (not
+// in the first chunk).
+func (j *job) part(p int) []float32 {
+	mn := j.t.i1 * j.t.j1
+	b := (p - j.size) / j.t.kb
+	return j.parts[b*mn : (b+1)*mn]
+}
+
+// addTo adds src to dst element by element, each sum rounded once.
+func addTo(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i := addVec(dst, src); i < len(src); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// testIdleCaller makes the calling goroutine leave all chunks to the
+// workers, for tests.
 var testIdleCaller bool
 
-// work takes chunks of j and runs them on w until none is left, and returns
-// how many it ran. The calling goroutine (main) accumulates k chunks into C,
-// the workers into their part buffers.
-func (j *job) work(w *worker, main bool) int {
-	did := 0
-	for turn := 0; ; turn++ {
-		var c int
-		if j.dim == splitK {
-			c = turn*j.parts + w.id
-		} else {
-			c = int(j.next.Add(1)) - 1
-		}
+// work takes chunks of j and runs them on w until none is left. The first
+// chunk of a cut along k is accumulated into C, each later k block into its
+// part buffer.
+func (j *job) work(w *worker) {
+	for {
+		c := int(j.next.Add(1)) - 1
 		if c >= j.chunks {
-			return did
+			return
 		}
 		s := j.t
 		lo := c * j.size
@@ -221,19 +290,21 @@ func (j *job) work(w *worker, main bool) int {
 		case splitN:
 			s.j0, s.j1 = lo, min(s.j1, lo+j.size)
 		case splitK:
-			s.p0, s.p1 = lo, min(s.p1, lo+j.size)
-			switch {
-			case main && did > 0:
-				s.beta = 1
-			case !main:
-				s.c, s.ldc, s.beta = w.part, s.j1, 0
-				if w.partUsed {
-					s.beta = 1
+			hi := min(s.p1, lo+j.size)
+			if c == 0 {
+				s.p0, s.p1 = lo, hi
+				w.run(&s)
+			} else {
+				s.ldc, s.beta = s.j1, 0
+				for p := lo; p < hi; p += s.kb {
+					s.c = j.part(p)
+					s.p0, s.p1 = p, min(hi, p+s.kb)
+					w.run(&s)
 				}
-				w.partUsed = true
 			}
+			j.finish(c)
+			continue
 		}
 		w.run(&s)
-		did++
 	}
 }
