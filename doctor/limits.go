@@ -132,6 +132,11 @@ const (
 	SimMemoryWarmup     = 8
 	SimMemoryIterations = 12
 	SimBenchIterations  = 2
+	// SimSampleIterations is the sample run's length there: long enough
+	// for every step to be captured and replayed many times and for a
+	// stale or torn mini-batch to show, at a quarter of a second per
+	// iteration of the quickstart model.
+	SimSampleIterations = 20
 )
 
 // AdamVsFloat64 is the limit of Adam against the float64 twin. The

@@ -135,6 +135,9 @@ func (rn *runner) sampleRun() {
 	iters := o.SampleIters
 	if iters == 0 {
 		iters = SampleIterations
+		if rn.simulated() {
+			iters = SimSampleIterations
+		}
 	}
 	if iters < 0 || t.SampleRef == nil {
 		return

@@ -49,9 +49,9 @@ func TestCUDATrainCLI(t *testing.T) {
 	runtimeGPU(t)
 	bin := buildPad(t)
 	base := t.TempDir()
-	// One kernel and verdict cache for all children: the GPU's quick
-	// check runs once (in the reference run), not in every child.
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(base, "cache"))
+	// The children share the user's kernel and verdict caches (as the
+	// other GPU tests do): the GPU's quick check runs once per machine
+	// and pad binary, not in every child.
 	t.Setenv("PAD_CUDASIM_QUIET", "1")
 	child := func(name string, env ...string) cudaChild {
 		return cudaChild{padCmd: newPadCmd(bin, filepath.Join(base, name), cudaSets...), env: env}
@@ -66,7 +66,10 @@ func TestCUDATrainCLI(t *testing.T) {
 	t.Run("SIGTERM and resume", func(t *testing.T) {
 		p := child("sigterm")
 		interrupted := regexp.MustCompile(`interrupted after iteration (\d+); checkpoint written`)
-		for i, after := range []int{3, 14} {
+		// Signals at iterations 3 and 11 of 20: a loaded machine may log
+		// the iteration seconds before the signal lands, and the run must
+		// still be going then.
+		for i, after := range []int{3, 11} {
 			w := &watcher{}
 			cmd := p.command(w, i > 0)
 			if err := cmd.Start(); err != nil {

@@ -282,7 +282,7 @@ func TestNoGPUFallsBackAsBefore(t *testing.T) {
 		t.Errorf("cuda: %v", err)
 	}
 	g.openErr = errors.New("cuda: kernels: compiling rng.cu: error")
-	if _, _, err := open(t, "auto"); err == nil || err.Error() != g.openErr.Error() {
+	if _, _, err := open(t, "auto"); !errors.Is(err, g.openErr) || err.Error() != "GPU 0 could not be set up: "+g.openErr.Error() {
 		t.Errorf("auto with a GPU that fails to set up: %v", err)
 	}
 }

@@ -708,8 +708,18 @@ void run_backward_filter(const ConvJob& j, uint64_t seed) {
 int run_conv(void* arg, char*, size_t) {
     ConvJob& j = *(ConvJob*)arg;
     uint64_t seed = mix64(j.seed + 0x1000193ull * j.runs.fetch_add(1));
-    // The real algorithms scribble on their workspace: leave a NaN pattern.
-    if (j.ws && j.ws_fill) memset(j.ws, 0xff, j.ws_fill);
+    // The real algorithms scribble on their workspace: leave a NaN pattern,
+    // over its first and last 256 KiB (filling tens of MiB at every call
+    // was a third of pad doctor's time on the simulation).
+    if (j.ws && j.ws_fill) {
+        constexpr size_t kEnd = 256 << 10;
+        if (j.ws_fill <= 2 * kEnd) {
+            memset(j.ws, 0xff, j.ws_fill);
+        } else {
+            memset(j.ws, 0xff, kEnd);
+            memset((char*)j.ws + j.ws_fill - kEnd, 0xff, kEnd);
+        }
+    }
     switch (j.op) {
         case OP_FWD: run_forward(j); break;
         case OP_BWD_DATA: run_backward_data(j, seed); break;
@@ -872,6 +882,8 @@ int heuristic(const ConvCall& c, const void* handle, int req, int* ret, void* pe
     if (!ret || !perf) return fail(ST_NULL_POINTER, c.fn, "returnedAlgoCount or perfResults is null");
     if (req < 1) return fail(ST_BAD_PARAM, c.fn, "requestedAlgoCount is %d", req);
     std::vector<PerfC> v;
+    int last = -1;  // the last algorithm that ran: its result is what the output holds
+    Algo last_al{};
     for (int a = 0; a < kAlgoCount[c.op]; a++) {
         Algo al = algo_info(c.op, a, g);
         PerfC p{};
@@ -903,6 +915,8 @@ int find(const ConvCall& c, const void* handle, int req, int* ret, void* perf, v
         if (int st = check_ranges(c.fn, r, 4)) return st;
     }
     std::vector<PerfC> v;
+    int last = -1;  // the last algorithm that ran: its result is what the output holds
+    Algo last_al{};
     for (int a = 0; a < kAlgoCount[c.op]; a++) {
         Algo al = algo_info(c.op, a, g);
         PerfC p{};
@@ -916,9 +930,11 @@ int find(const ConvCall& c, const void* handle, int req, int* ret, void* perf, v
             p.status = ST_ALLOC_FAILED;  // as cuDNN reports an insufficient workspace
             p.memory = al.ws;
         } else {
-            // Run it for real (cuDNN's search overwrites the output too).
-            int st = launch(c, h, g, a, al, 1.0, 0.0, ws, ws_bytes, false);
-            if (st != ST_SUCCESS) return st;
+            // cuDNN's search runs each algorithm, overwriting the output;
+            // here they all compute the same convolution, so only the last
+            // one that runs is computed (below), for the output it leaves.
+            last = a;
+            last_al = al;
             p.status = ST_SUCCESS;
             p.memory = al.ws;
             // A "measurement": the model plus a deterministic ±2 % wobble.
@@ -927,6 +943,9 @@ int find(const ConvCall& c, const void* handle, int req, int* ret, void* perf, v
             p.time = (float)(al.ms * (0.98 + 0.04 * (double)(z % 1000) / 1000.0));
         }
         v.push_back(p);
+    }
+    if (last >= 0) {
+        if (int st = launch(c, h, g, last, last_al, 1.0, 0.0, ws, ws_bytes, false); st != ST_SUCCESS) return st;
     }
     rank(v);
     return copy_out(c.fn, v, req, ret, perf);
