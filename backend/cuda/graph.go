@@ -391,6 +391,11 @@ func (s *recorder) capture() (cu.GraphExec, error) {
 	}
 	forked, err := s.queueTape()
 	if err != nil {
+		if deviceLost(err) {
+			// Nothing more can be asked of a lost device; what cleaning
+			// up would add is the same error again, several times.
+			return 0, err
+		}
 		if forked {
 			// A failed capture usually rejects the join as well
 			// (CUDA_ERROR_STREAM_CAPTURE_INVALIDATED); what matters is
@@ -505,4 +510,19 @@ func mixEntry(h uint64, e *entry) uint64 {
 	}
 	mix(uint64(e.n))
 	return h
+}
+
+// deviceLost reports whether err says the device is gone (unavailable,
+// an uncorrectable memory error, a hardware fault): every later call fails
+// the same way.
+func deviceLost(err error) bool {
+	var e *cu.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Name {
+	case "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA_ERROR_ECC_UNCORRECTABLE", "CUDA_ERROR_HARDWARE_STACK_ERROR":
+		return true
+	}
+	return false
 }
