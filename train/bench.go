@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"github.com/pad-dreaming/pad/internal/gemm"
 	"runtime"
 	"time"
 
@@ -50,7 +51,34 @@ type BenchResult struct {
 	// Counters are the simulated driver's counters per timed iteration
 	// (nil on real hardware and on the CPU).
 	Counters []SimCount `json:",omitempty"`
+
+	// What the limit is, on backends that count their floating-point
+	// operations (the CPU's: its matrix products, 2·m·n·k each):
+	// GFLOPPerIter per iteration, GFLOPS delivered over the timed
+	// iterations, PhaseGFLOPS per phase (when timed), PeakGFLOPS the FP32
+	// peak of the cores the threads can use (gemm.MeasurePeak, as `make
+	// gemm-rates` estimates it: measured clock × 2 × vector lanes × 2 FMA
+	// pipes) and PeakShare = GFLOPS / PeakGFLOPS.
+	GFLOPPerIter float64            `json:",omitempty"`
+	GFLOPS       float64            `json:",omitempty"`
+	PhaseGFLOPS  map[string]float64 `json:",omitempty"`
+	PeakGFLOPS   float64            `json:",omitempty"`
+	PeakShare    float64            `json:",omitempty"`
+	ClockGHz     float64            `json:",omitempty"`
+	VectorLanes  int                `json:",omitempty"`
+	// BusyCores is the process's CPU time over the wall time of the timed
+	// iterations: how many cores were busy on average (0 where the CPU
+	// time cannot be read). Threads is the backend's thread count (CPU).
+	BusyCores float64 `json:",omitempty"`
+	Threads   int     `json:",omitempty"`
 }
+
+// FLOPCounter is implemented by backends that count the floating-point
+// operations they do (the CPU backend: its matrix products).
+type FLOPCounter interface{ FLOPs() uint64 }
+
+// threadCounter is implemented by the CPU backend.
+type threadCounter interface{ Threads() int }
 
 // SimCount is one counter of the simulated driver (internal/cudasim's
 // padsim.h says what each counts) over the timed iterations.
@@ -171,6 +199,12 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	}
 	counts := newSimCounterSpan(b)
 	counts.start()
+	fc, _ := b.(FLOPCounter)
+	var flops0 uint64
+	if fc != nil {
+		flops0 = fc.FLOPs()
+	}
+	cpu0 := gemm.CPUTime()
 	start := time.Now()
 	for i := 0; i < o.Iters; i++ {
 		step()
@@ -180,6 +214,7 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	el := time.Since(start).Seconds()
+	cpuSec := (gemm.CPUTime() - cpu0).Seconds()
 	var graphs string
 	if g, ok := b.(GraphReporter); ok {
 		graphs = g.GraphSummary()
@@ -192,22 +227,55 @@ func Bench(b backend.Backend, o BenchOptions) (BenchResult, error) {
 	r.Simulated = r.Counters != nil
 	r.SecPerEpoch = r.SecPerIter * float64(o.EpochSize/o.Spec.Batch)
 	r.ImagesPerSec = float64(o.Spec.Batch) / r.SecPerIter
+	if cpu0 > 0 && cpuSec > 0 {
+		r.BusyCores = cpuSec / el
+	}
+	if fc != nil {
+		flops := float64(fc.FLOPs() - flops0)
+		r.GFLOPPerIter = flops / float64(o.Iters) / 1e9
+		r.GFLOPS = flops / el / 1e9
+		if tc, ok := b.(threadCounter); ok {
+			r.Threads = tc.Threads()
+			pk := gemm.MeasurePeak(300 * time.Millisecond)
+			r.ClockGHz, r.VectorLanes = pk.GHz, pk.Lanes
+			r.PeakGFLOPS = pk.PerCore * float64(min(r.Threads, runtime.NumCPU()))
+			r.PeakShare = r.GFLOPS / r.PeakGFLOPS
+		}
+	}
 	if o.Phases {
 		r.PhaseSec = map[string]float64{}
+		phaseFLOPs := map[string]uint64{}
 		var last time.Time
+		var lastFLOPs uint64
+		flopsNow := func() uint64 {
+			if fc == nil {
+				return 0
+			}
+			return fc.FLOPs()
+		}
 		p.OnPhase = func(name string) {
 			b.Sync()
 			now := time.Now()
 			r.PhaseSec[name] += now.Sub(last).Seconds()
-			last = now
+			f := flopsNow()
+			phaseFLOPs[name] += f - lastFLOPs
+			last, lastFLOPs = now, f
 		}
 		n := max(o.Iters/4, 1)
 		for i := 0; i < n; i++ {
 			b.Sync()
-			last = time.Now()
+			last, lastFLOPs = time.Now(), flopsNow()
 			step()
 		}
 		p.OnPhase = nil
+		if fc != nil {
+			r.PhaseGFLOPS = map[string]float64{}
+			for k, f := range phaseFLOPs {
+				if r.PhaseSec[k] > 0 {
+					r.PhaseGFLOPS[k] = float64(f) / r.PhaseSec[k] / 1e9
+				}
+			}
+		}
 		for k := range r.PhaseSec {
 			r.PhaseSec[k] /= float64(n)
 		}

@@ -21,6 +21,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/gemm"
@@ -72,6 +73,7 @@ func Data(b backend.Buf) []float32 {
 type Backend[T Float] struct {
 	threads int
 	gemm    *gemm.Gemm
+	flops   atomic.Uint64 // of the matrix products (FLOPs)
 	err     error
 	col     []T       // im2col / col2im workspace, grown on first need
 	tmp     []T       // [K, N·P·Q] staging of convolution outputs and gradients
@@ -109,6 +111,7 @@ func (b *Backend[T]) Name() string {
 // sgemm is C = alpha·op(A)·op(B) + beta·C on row-major matrices: the
 // blocked float32 kernel for the float32 backend, gonum's Dgemm for float64.
 func (b *Backend[T]) sgemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, bm []T, ldb int, beta T, c []T, ldc int) {
+	b.flops.Add(2 * uint64(m) * uint64(n) * uint64(k))
 	switch av := any(a).(type) {
 	case []float32:
 		b.gemm.Sgemm(tA, tB, m, n, k, float32(alpha), av, lda, any(bm).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
@@ -126,6 +129,11 @@ func (b *Backend[T]) sgemm(tA, tB bool, m, n, k int, alpha T, a []T, lda int, bm
 		gonum.Implementation{}.Dgemm(ta, tb, m, n, k, float64(alpha), av, lda, any(bm).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
 	}
 }
+
+// FLOPs returns the floating-point operations of the matrix products
+// (2·m·n·k each: the convolutions' work) done so far; pad bench turns it
+// into GFLOP/s.
+func (b *Backend[T]) FLOPs() uint64 { return b.flops.Load() }
 
 // Threads returns the number of threads the backend uses.
 func (b *Backend[T]) Threads() int { return b.threads }

@@ -17,7 +17,12 @@ Usage: pad bench [--config FILE|NAME] [--device auto|cpu|cuda] [--batch N] [--it
 Times full Wake/NREM/REM iterations of the config's model on synthetic
 images of its dataset's shape, after a warm-up, and prints seconds per
 epoch of 50,000 images (as the PyTorch peer reports it), images per
-second, the time of each phase and the peak memory. Without --config it
+second, the time of each phase and the peak memory. On the CPU it also
+prints what the limit is: the GFLOP of an iteration's matrix products and
+the GFLOP/s reached (per phase too), the machine's FP32 peak on the
+threads used (measured clock × 2 × vector lanes × 2 FMA pipes, as make
+gemm-rates estimates it) and the share of it, and the busy cores (CPU
+time over wall time). Without --config it
 uses the paper's model (nf 64, nz 256, batch 64) at the CIFAR-10 shape.
 The images stay on the device, as in the PyTorch peer; --stream copies a
 host batch before every iteration instead, as training does, to show
@@ -112,7 +117,26 @@ func cmdBench(args []string, e *env) error {
 		}
 		sort.Slice(names, func(i, j int) bool { return phaseOrder(names[i]) < phaseOrder(names[j]) })
 		for _, k := range names {
-			fmt.Fprintf(e.stdout, "  %-11s %.3f ms\n", k, res.PhaseSec[k]*1e3)
+			if g, ok := res.PhaseGFLOPS[k]; ok {
+				fmt.Fprintf(e.stdout, "  %-11s %.3f ms  %.1f GFLOP/s\n", k, res.PhaseSec[k]*1e3, g)
+			} else {
+				fmt.Fprintf(e.stdout, "  %-11s %.3f ms\n", k, res.PhaseSec[k]*1e3)
+			}
+		}
+	}
+	if res.GFLOPPerIter > 0 {
+		fmt.Fprintf(e.stdout, "compute       %.2f GFLOP per iteration (matrix products), %.1f GFLOP/s\n", res.GFLOPPerIter, res.GFLOPS)
+	}
+	if res.PeakGFLOPS > 0 {
+		cores := res.PeakGFLOPS / (res.ClockGHz * 4 * float64(res.VectorLanes))
+		fmt.Fprintf(e.stdout, "FP32 peak     %.0f GFLOP/s (%.0f cores × %.2f GHz × %d FLOP per cycle): %.0f %% of it\n",
+			res.PeakGFLOPS, cores, res.ClockGHz, 4*res.VectorLanes, 100*res.PeakShare)
+	}
+	if res.BusyCores > 0 {
+		if res.Threads > 0 {
+			fmt.Fprintf(e.stdout, "busy cores    %.2f on average, of %d threads\n", res.BusyCores, res.Threads)
+		} else {
+			fmt.Fprintf(e.stdout, "busy cores    %.2f on average (the host process)\n", res.BusyCores)
 		}
 	}
 	fmt.Fprintf(e.stdout, "peak memory   %.0f MiB (%s)\n", res.PeakMemoryMiB, res.MemoryKind)

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -132,6 +134,10 @@ func TestBenchJSON(t *testing.T) {
 			SecPerIter, SecPerEpoch float64
 			Streamed                bool
 			Spec                    struct{ Batch int }
+			GFLOPPerIter, GFLOPS    float64
+			PeakGFLOPS, PeakShare   float64
+			ClockGHz, BusyCores     float64
+			VectorLanes, Threads    int
 		}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("bench --json output: %v\n%s", err, out)
@@ -140,5 +146,27 @@ func TestBenchJSON(t *testing.T) {
 			math.Abs(res.SecPerEpoch-res.SecPerIter*float64(50000/8)) > 1e-9*res.SecPerEpoch {
 			t.Errorf("bench result %+v", res)
 		}
+		// What the limit is: the work per iteration, the rate it ran at,
+		// the machine's peak on the threads used, and the busy cores.
+		lanesOK := res.VectorLanes == 4 || res.VectorLanes == 8 || res.VectorLanes == 16
+		if !(res.GFLOPPerIter > 0) || math.Abs(res.GFLOPS-res.GFLOPPerIter/res.SecPerIter) > 1e-6*res.GFLOPS ||
+			!(res.ClockGHz > 0.1) || !lanesOK || res.Threads < 1 ||
+			math.Abs(res.PeakGFLOPS-res.ClockGHz*4*float64(res.VectorLanes)*float64(min(res.Threads, runtime.NumCPU()))) > 1e-6*res.PeakGFLOPS ||
+			math.Abs(res.PeakShare-res.GFLOPS/res.PeakGFLOPS) > 1e-9 || !(res.BusyCores > 0) {
+			t.Errorf("bench limits %+v", res)
+		}
+	}
+	// The text report gives them too, with each phase's rate.
+	code, out, errOut := runPad(t, "bench", "--device", "cpu", "--set", "model.nf=4", "--set", "model.nz=8", "--batch", "8", "--iters", "4", "--warmup", "1")
+	if code != exitOK {
+		t.Fatalf("pad bench: code %d\n%s", code, errOut)
+	}
+	for _, want := range []string{"GFLOP per iteration", "GFLOP/s", "FP32 peak", "% of it", "busy cores", "wake"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pad bench does not say %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^  wake +[0-9.]+ ms +[0-9.]+ GFLOP/s$`).MatchString(out) {
+		t.Errorf("no rate beside the wake phase:\n%s", out)
 	}
 }

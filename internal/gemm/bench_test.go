@@ -180,22 +180,8 @@ func BenchmarkMicroKernel(b *testing.B) {
 	}
 }
 
-// clockChain runs n iterations of a chain of two dependent one-cycle
-// integer operations (xor, add), so it takes 2n cycles on any x86 or ARM
-// core that issues them back to back.
-//
-//go:noinline
-func clockChain(n int, x uint64) uint64 {
-	for i := 0; i < n; i++ {
-		x = (x ^ uint64(i)) + x
-	}
-	return x
-}
-
-var clockSink uint64
-
-// BenchmarkClock estimates the core clock from clockChain (two cycles per
-// iteration), by wall time (GHz) and by CPU time (coreGHz), so that the
+// BenchmarkClock estimates the core clock from clockChain (peak.go; two
+// cycles per iteration), by wall time (GHz) and by CPU time (coreGHz), so that the
 // GFLOP/s above can be turned into FLOP per cycle and set against the
 // core's peak (for FP32 FMA: 2 × vector lanes × FMA pipes per cycle).
 func BenchmarkClock(b *testing.B) {

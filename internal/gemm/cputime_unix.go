@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// cpuTime returns the CPU time (user + system) this process has used, so
-// that benchmarks can report throughput per busy core even when other
-// processes share the machine.
-func cpuTime() time.Duration {
+// CPUTime returns the CPU time (user + system) this process has used, so
+// that a rate can be given per busy core, and busy cores as CPU time over
+// wall time.
+func CPUTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
