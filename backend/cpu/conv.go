@@ -231,10 +231,10 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 		return
 	}
 	s := T(slope)
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			p := yd[(i*c+ch)*hw : (i*c+ch+1)*hw]
-			v := bd[ch]
+	b.each(n*c, n*c*hw, func(lo, hi int) {
+		for plane := lo; plane < hi; plane++ {
+			p := yd[plane*hw : (plane+1)*hw]
+			v := bd[plane%c]
 			switch act {
 			case backend.ActLeakyReLU:
 				for j := range p {
@@ -254,7 +254,7 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 				}
 			}
 		}
-	}
+	})
 }
 
 // BiasGrad sums dy [n, c, hw] over n and hw into db[c].
@@ -264,13 +264,17 @@ func (b *Backend[T]) BiasGrad(dy, db backend.Buf, n, c, hw int, beta float32) {
 	if dyd == nil || dbd == nil {
 		return
 	}
-	for ch := 0; ch < c; ch++ {
-		var s float64
-		for i := 0; i < n; i++ {
-			for _, v := range dyd[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				s += float64(v)
+	// Channels split over the threads; each channel's sum runs in one
+	// order, whatever the split.
+	b.each(c, n*c*hw, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				for _, v := range dyd[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					s += float64(v)
+				}
 			}
+			dbd[ch] = T(s + float64(beta)*float64(dbd[ch]))
 		}
-		dbd[ch] = T(s + float64(beta)*float64(dbd[ch]))
-	}
+	})
 }

@@ -241,6 +241,21 @@ func (b *Backend[T]) parallel(n int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
+// minParallel is the number of values below which an elementwise op runs
+// on the calling goroutine: starting the others costs more than it saves.
+const minParallel = 1 << 15
+
+// each runs fn over [0, n) items of work values in all, split over the
+// threads when the work is large enough. fn must compute each item on its
+// own (the split never changes a result).
+func (b *Backend[T]) each(n, work int, fn func(lo, hi int)) {
+	if work < minParallel {
+		fn(0, n)
+		return
+	}
+	b.parallel(n, fn)
+}
+
 func grow[E any](s []E, n int) []E {
 	if cap(s) < n {
 		return make([]E, n)
@@ -267,11 +282,13 @@ func (b *Backend[T]) LeakyReLUBackward(y, dy backend.Buf, slope float32) {
 	if g == nil {
 		return
 	}
-	for i, v := range yd {
-		if v <= 0 {
-			g[i] *= T(slope)
+	b.each(len(yd), len(yd), func(lo, hi int) {
+		for i, v := range yd[lo:hi] {
+			if v <= 0 {
+				g[lo+i] *= T(slope)
+			}
 		}
-	}
+	})
 }
 
 // Tanh applies tanh in place.
@@ -594,8 +611,10 @@ func (b *Backend[T]) Adam(p, g, m, v backend.Buf, segs []backend.AdamSegment, h 
 		}
 		ss, bc := h.Scalars(s.Step)
 		stepSize, bc2 := T(ss), T(bc)
-		for i := s.Off; i < s.Off+s.Len; i++ {
-			pd[i], md[i], vd[i] = backend.AdamElem(pd[i], gd[i], md[i], vd[i], b1, b2, eps, stepSize, bc2)
-		}
+		b.each(s.Len, s.Len, func(lo, hi int) {
+			for i := s.Off + lo; i < s.Off+hi; i++ {
+				pd[i], md[i], vd[i] = backend.AdamElem(pd[i], gd[i], md[i], vd[i], b1, b2, eps, stepSize, bc2)
+			}
+		})
 	}
 }
