@@ -391,7 +391,7 @@ func (s *recorder) capture() (cu.GraphExec, error) {
 	}
 	forked, err := s.queueTape()
 	if err != nil {
-		if deviceLost(err) {
+		if cu.FaultOf(err) == cu.FaultDeviceLost {
 			// Nothing more can be asked of a lost device; what cleaning
 			// up would add is the same error again, several times.
 			return 0, err
@@ -510,19 +510,4 @@ func mixEntry(h uint64, e *entry) uint64 {
 	}
 	mix(uint64(e.n))
 	return h
-}
-
-// deviceLost reports whether err says the device is gone (unavailable,
-// an uncorrectable memory error, a hardware fault): every later call fails
-// the same way.
-func deviceLost(err error) bool {
-	var e *cu.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	switch e.Name {
-	case "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA_ERROR_ECC_UNCORRECTABLE", "CUDA_ERROR_HARDWARE_STACK_ERROR":
-		return true
-	}
-	return false
 }

@@ -209,12 +209,12 @@ func gpuFailure(err error, dir, continueArgs string) error {
 		return err
 	}
 	cause := "a call into the NVIDIA libraries failed"
-	switch ce.Name {
-	case "CUDA_ERROR_OUT_OF_MEMORY", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED":
+	switch cu.FaultOf(err) {
+	case cu.FaultOutOfMemory:
 		cause = "the GPU ran out of memory (a smaller train.batch or model, or another process on the GPU, may be the cause)"
-	case "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_ILLEGAL_INSTRUCTION", "CUDA_ERROR_MISALIGNED_ADDRESS":
+	case cu.FaultKernel:
 		cause = "a kernel failed on the GPU; the device's state is lost for this process"
-	case "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA_ERROR_ECC_UNCORRECTABLE", "CUDA_ERROR_HARDWARE_STACK_ERROR", "CUDA_ERROR_UNKNOWN":
+	case cu.FaultDeviceLost:
 		cause = "the GPU stopped responding or became unavailable"
 	}
 	where := "no checkpoint was written before the failure; pad train starts the run afresh"

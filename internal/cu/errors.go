@@ -212,3 +212,32 @@ func driverError(code int32, format string, args ...any) *Error {
 	}
 	return e
 }
+
+// Fault is what kind of failure an error of the NVIDIA libraries reports,
+// for the messages and decisions that depend on it.
+type Fault int
+
+const (
+	FaultOther       Fault = iota // any other failure of a call
+	FaultOutOfMemory              // the device, or a library's allocation on it, ran out of memory
+	FaultKernel                   // a kernel failed: the context is lost for this process
+	FaultDeviceLost               // the device is unavailable or failed in hardware: every later call fails
+)
+
+// FaultOf classifies the first *Error that err wraps; FaultOther when
+// there is none or its status names none of the kinds above.
+func FaultOf(err error) Fault {
+	var e *Error
+	if !errors.As(err, &e) {
+		return FaultOther
+	}
+	switch e.Name {
+	case "CUDA_ERROR_OUT_OF_MEMORY", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "NVRTC_ERROR_OUT_OF_MEMORY":
+		return FaultOutOfMemory
+	case "CUDA_ERROR_LAUNCH_FAILED", "CUDA_ERROR_ILLEGAL_ADDRESS", "CUDA_ERROR_ILLEGAL_INSTRUCTION", "CUDA_ERROR_MISALIGNED_ADDRESS":
+		return FaultKernel
+	case "CUDA_ERROR_DEVICE_UNAVAILABLE", "CUDA_ERROR_ECC_UNCORRECTABLE", "CUDA_ERROR_HARDWARE_STACK_ERROR":
+		return FaultDeviceLost
+	}
+	return FaultOther
+}

@@ -155,3 +155,26 @@ func TestLoadErrorText(t *testing.T) {
 		t.Errorf("driver load error sentinels wrong")
 	}
 }
+
+// FaultOf sorts the statuses of every library into the kinds pad's
+// messages name, through any wrapping.
+func TestFaultOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want Fault
+	}{
+		{"CUDA_ERROR_OUT_OF_MEMORY", FaultOutOfMemory}, {"CUDNN_STATUS_ALLOC_FAILED", FaultOutOfMemory},
+		{"CUBLAS_STATUS_ALLOC_FAILED", FaultOutOfMemory}, {"NVRTC_ERROR_OUT_OF_MEMORY", FaultOutOfMemory},
+		{"CUDA_ERROR_LAUNCH_FAILED", FaultKernel}, {"CUDA_ERROR_ILLEGAL_ADDRESS", FaultKernel},
+		{"CUDA_ERROR_DEVICE_UNAVAILABLE", FaultDeviceLost}, {"CUDA_ERROR_ECC_UNCORRECTABLE", FaultDeviceLost},
+		{"CUDA_ERROR_UNKNOWN", FaultOther}, {"CUDNN_STATUS_INTERNAL_ERROR", FaultOther}, {"CUDA_ERROR_INVALID_VALUE", FaultOther},
+	} {
+		err := fmt.Errorf("cuda: EndGraph: %w", &Error{Call: "f", Name: tc.name})
+		if got := FaultOf(err); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if FaultOf(errors.New("cuda: not a library error")) != FaultOther || FaultOf(nil) != FaultOther {
+		t.Error("an error without *Error (or nil) is not FaultOther")
+	}
+}
