@@ -216,10 +216,17 @@ int gemm(const char* fn, void* handle, int ta, int tb, int m, int n, int k, cons
 
 }  // namespace
 
+// INJECTABLE starts every exported function: the fault fail[=FUNCTION][@N]
+// of PAD_CUDASIM_FAULT fails the call with INTERNAL_ERROR before it does
+// anything.
+#define INJECTABLE                     \
+    if (padsim_fault("fail", __func__)) \
+    return complain(ST_INTERNAL_ERROR, "%s: failed (fault injected by PAD_CUDASIM_FAULT=fail)", __func__)
+
 extern "C" {
 
 PADSIM_EXPORT int cublasCreate_v2(void** handle) {
-    if (padsim_fault("fail", "cublasCreate_v2")) return complain(ST_INTERNAL_ERROR, "cublasCreate_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!handle) return ST_INVALID_VALUE;
     auto* h = new Handle;
     std::lock_guard<std::mutex> g(g_mu);
@@ -229,7 +236,7 @@ PADSIM_EXPORT int cublasCreate_v2(void** handle) {
 }
 
 PADSIM_EXPORT int cublasDestroy_v2(void* handle) {
-    if (padsim_fault("fail", "cublasDestroy_v2")) return complain(ST_INTERNAL_ERROR, "cublasDestroy_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     {
         std::lock_guard<std::mutex> g(g_mu);
         if (!handle || !g_handles.erase((Handle*)handle)) return ST_NOT_INITIALIZED;
@@ -239,7 +246,7 @@ PADSIM_EXPORT int cublasDestroy_v2(void* handle) {
 }
 
 PADSIM_EXPORT int cublasGetVersion_v2(void* handle, int* version) {
-    if (padsim_fault("fail", "cublasGetVersion_v2")) return complain(ST_INTERNAL_ERROR, "cublasGetVersion_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!lookup(handle)) return ST_NOT_INITIALIZED;
     if (!version) return ST_INVALID_VALUE;
     *version = PADSIM_CUBLAS_VERSION;
@@ -247,7 +254,7 @@ PADSIM_EXPORT int cublasGetVersion_v2(void* handle, int* version) {
 }
 
 PADSIM_EXPORT int cublasSetStream_v2(void* handle, void* stream) {
-    if (padsim_fault("fail", "cublasSetStream_v2")) return complain(ST_INTERNAL_ERROR, "cublasSetStream_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     Handle* h = lookup(handle);
     if (!h) return ST_NOT_INITIALIZED;
     h->stream = (uint64_t)(uintptr_t)stream;
@@ -257,7 +264,7 @@ PADSIM_EXPORT int cublasSetStream_v2(void* handle, void* stream) {
 }
 
 PADSIM_EXPORT int cublasSetMathMode(void* handle, int mode) {
-    if (padsim_fault("fail", "cublasSetMathMode")) return complain(ST_INTERNAL_ERROR, "cublasSetMathMode: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     Handle* h = lookup(handle);
     if (!h) return ST_NOT_INITIALIZED;
     int base = mode & ~MATH_DISALLOW_REDUCED;
@@ -267,7 +274,7 @@ PADSIM_EXPORT int cublasSetMathMode(void* handle, int mode) {
 }
 
 PADSIM_EXPORT int cublasSetWorkspace_v2(void* handle, void* ws, size_t bytes) {
-    if (padsim_fault("fail", "cublasSetWorkspace_v2")) return complain(ST_INTERNAL_ERROR, "cublasSetWorkspace_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     Handle* h = lookup(handle);
     if (!h) return ST_NOT_INITIALIZED;
     if (bytes > 0) {
@@ -284,7 +291,7 @@ PADSIM_EXPORT int cublasSetWorkspace_v2(void* handle, void* ws, size_t bytes) {
 
 PADSIM_EXPORT int cublasSgemm_v2(void* handle, int transa, int transb, int m, int n, int k, const float* alpha,
                                  const float* A, int lda, const float* B, int ldb, const float* beta, float* C, int ldc) {
-    if (padsim_fault("fail", "cublasSgemm_v2")) return complain(ST_INTERNAL_ERROR, "cublasSgemm_v2: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     return gemm("cublasSgemm_v2", handle, transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
 }
 
@@ -292,7 +299,7 @@ PADSIM_EXPORT int cublasSgemmStridedBatched(void* handle, int transa, int transb
                                             const float* A, int lda, long long strideA, const float* B, int ldb,
                                             long long strideB, const float* beta, float* C, int ldc, long long strideC,
                                             int batchCount) {
-    if (padsim_fault("fail", "cublasSgemmStridedBatched")) return complain(ST_INTERNAL_ERROR, "cublasSgemmStridedBatched: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     return gemm("cublasSgemmStridedBatched", handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta,
                 C, ldc, strideC, batchCount);
 }
@@ -311,7 +318,7 @@ PADSIM_EXPORT const char* cublasGetStatusString(int status) {
 
 // cublasGetProperty: MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2 (library_types.h).
 PADSIM_EXPORT int cublasGetProperty(int type, int* value) {
-    if (padsim_fault("fail", "cublasGetProperty")) return complain(ST_INTERNAL_ERROR, "cublasGetProperty: failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!value) return ST_INVALID_VALUE;
     switch (type) {
         case 0: *value = PADSIM_CUBLAS_VERSION / 10000; return ST_SUCCESS;

@@ -1013,8 +1013,12 @@ long tlen(const Tensor& t) { return (long)t.n * t.c * t.h * t.w; }
 }  // namespace
 
 // ==== The exported API =================================================================
-// injected_failure: the fault fail[=FUNCTION][@N] of PAD_CUDASIM_FAULT fails this call.
-static bool injected_failure(const char* fn) { return padsim_fault("fail", fn) != 0; }
+// INJECTABLE starts every exported function: the fault fail[=FUNCTION][@N]
+// of PAD_CUDASIM_FAULT fails the call with INTERNAL_ERROR before it does
+// anything.
+#define INJECTABLE                     \
+    if (padsim_fault("fail", __func__)) \
+    return fail(ST_INTERNAL_ERROR, __func__, "failed (fault injected by PAD_CUDASIM_FAULT=fail)")
 
 extern "C" {
 
@@ -1036,21 +1040,21 @@ PADSIM_EXPORT void cudnnGetLastErrorString(char* message, size_t max_size) {
 #endif
 
 PADSIM_EXPORT int cudnnCreate(void** handle) {
-    if (injected_failure("cudnnCreate")) return fail(ST_INTERNAL_ERROR, "cudnnCreate", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!handle) return fail(ST_NULL_POINTER, "cudnnCreate", "handle is null");
     *handle = g_handles.make();
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnDestroy(void* handle) {
-    if (injected_failure("cudnnDestroy")) return fail(ST_INTERNAL_ERROR, "cudnnDestroy", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     // Queued work keeps its own copies: destroying the handle is safe at once.
     if (!g_handles.destroy(handle)) return fail(ST_BAD_PARAM, "cudnnDestroy", "handle is null or already destroyed");
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnSetStream(void* handle, void* stream) {
-    if (injected_failure("cudnnSetStream")) return fail(ST_INTERNAL_ERROR, "cudnnSetStream", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!g_handles.has(handle)) return fail(ST_BAD_PARAM, "cudnnSetStream", "handle is null or destroyed");
     ((Handle*)handle)->stream = (uint64_t)(uintptr_t)stream;
     return ST_SUCCESS;
@@ -1058,14 +1062,14 @@ PADSIM_EXPORT int cudnnSetStream(void* handle, void* stream) {
 
 // ---- Descriptors ----
 PADSIM_EXPORT int cudnnCreateTensorDescriptor(void** d) {
-    if (injected_failure("cudnnCreateTensorDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnCreateTensorDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return fail(ST_NULL_POINTER, "cudnnCreateTensorDescriptor", "tensorDesc is null");
     *d = g_tensors.make();
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnSetTensor4dDescriptor(void* d, int format, int dtype, int n, int c, int h, int w) {
-    if (injected_failure("cudnnSetTensor4dDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnSetTensor4dDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnSetTensor4dDescriptor";
     if (!g_tensors.has(d)) return fail(ST_BAD_PARAM, fn, "tensorDesc is null or destroyed");
     if (format < FMT_NCHW || format > FMT_NCHW_VECT_C) return fail(ST_BAD_PARAM, fn, "format %d is not a cudnnTensorFormat_t", format);
@@ -1077,21 +1081,21 @@ PADSIM_EXPORT int cudnnSetTensor4dDescriptor(void* d, int format, int dtype, int
 }
 
 PADSIM_EXPORT int cudnnDestroyTensorDescriptor(void* d) {
-    if (injected_failure("cudnnDestroyTensorDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnDestroyTensorDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return ST_SUCCESS;  // cuDNN accepts a null descriptor
     if (!g_tensors.destroy(d)) return fail(ST_BAD_PARAM, "cudnnDestroyTensorDescriptor", "not a live tensor descriptor");
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnCreateFilterDescriptor(void** d) {
-    if (injected_failure("cudnnCreateFilterDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnCreateFilterDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return fail(ST_NULL_POINTER, "cudnnCreateFilterDescriptor", "filterDesc is null");
     *d = g_filters.make();
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnSetFilter4dDescriptor(void* d, int dtype, int format, int k, int c, int h, int w) {
-    if (injected_failure("cudnnSetFilter4dDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnSetFilter4dDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnSetFilter4dDescriptor";
     if (!g_filters.has(d)) return fail(ST_BAD_PARAM, fn, "filterDesc is null or destroyed");
     if (format < FMT_NCHW || format > FMT_NCHW_VECT_C) return fail(ST_BAD_PARAM, fn, "format %d is not a cudnnTensorFormat_t", format);
@@ -1103,14 +1107,14 @@ PADSIM_EXPORT int cudnnSetFilter4dDescriptor(void* d, int dtype, int format, int
 }
 
 PADSIM_EXPORT int cudnnDestroyFilterDescriptor(void* d) {
-    if (injected_failure("cudnnDestroyFilterDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnDestroyFilterDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return ST_SUCCESS;
     if (!g_filters.destroy(d)) return fail(ST_BAD_PARAM, "cudnnDestroyFilterDescriptor", "not a live filter descriptor");
     return ST_SUCCESS;
 }
 
 PADSIM_EXPORT int cudnnCreateConvolutionDescriptor(void** d) {
-    if (injected_failure("cudnnCreateConvolutionDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnCreateConvolutionDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return fail(ST_NULL_POINTER, "cudnnCreateConvolutionDescriptor", "convDesc is null");
     *d = g_convs.make();
     return ST_SUCCESS;
@@ -1118,7 +1122,7 @@ PADSIM_EXPORT int cudnnCreateConvolutionDescriptor(void** d) {
 
 PADSIM_EXPORT int cudnnSetConvolution2dDescriptor(void* d, int ph, int pw, int sh, int sw, int dh, int dw, int mode,
                                                   int ctype) {
-    if (injected_failure("cudnnSetConvolution2dDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnSetConvolution2dDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnSetConvolution2dDescriptor";
     if (!g_convs.has(d)) return fail(ST_BAD_PARAM, fn, "convDesc is null or destroyed");
     if (ph < 0 || pw < 0) return fail(ST_BAD_PARAM, fn, "padding %dx%d is negative", ph, pw);
@@ -1135,7 +1139,7 @@ PADSIM_EXPORT int cudnnSetConvolution2dDescriptor(void* d, int ph, int pw, int s
 }
 
 PADSIM_EXPORT int cudnnSetConvolutionMathType(void* d, int math) {
-    if (injected_failure("cudnnSetConvolutionMathType")) return fail(ST_INTERNAL_ERROR, "cudnnSetConvolutionMathType", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnSetConvolutionMathType";
     if (!g_convs.has(d)) return fail(ST_BAD_PARAM, fn, "convDesc is null or destroyed");
     if (math < MATH_DEFAULT || math > MATH_FMA) return fail(ST_BAD_PARAM, fn, "mathType %d is not a cudnnMathType_t", math);
@@ -1144,7 +1148,7 @@ PADSIM_EXPORT int cudnnSetConvolutionMathType(void* d, int math) {
 }
 
 PADSIM_EXPORT int cudnnDestroyConvolutionDescriptor(void* d) {
-    if (injected_failure("cudnnDestroyConvolutionDescriptor")) return fail(ST_INTERNAL_ERROR, "cudnnDestroyConvolutionDescriptor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     if (!d) return ST_SUCCESS;
     if (!g_convs.destroy(d)) return fail(ST_BAD_PARAM, "cudnnDestroyConvolutionDescriptor", "not a live convolution descriptor");
     return ST_SUCCESS;
@@ -1152,7 +1156,7 @@ PADSIM_EXPORT int cudnnDestroyConvolutionDescriptor(void* d) {
 
 PADSIM_EXPORT int cudnnGetConvolution2dForwardOutputDim(const void* conv, const void* x, const void* w, int* n, int* c,
                                                         int* h, int* wd) {
-    if (injected_failure("cudnnGetConvolution2dForwardOutputDim")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolution2dForwardOutputDim", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnGetConvolution2dForwardOutputDim";
     if (!g_convs.has(conv) || !g_tensors.has(x) || !g_filters.has(w))
         return fail(ST_BAD_PARAM, fn, "a descriptor is null or destroyed");
@@ -1180,22 +1184,22 @@ static int max_count(const char* fn, const void* handle, int* count, int n) {
     return ST_SUCCESS;
 }
 PADSIM_EXPORT int cudnnGetConvolutionForwardAlgorithmMaxCount(const void* h, int* count) {
-    if (injected_failure("cudnnGetConvolutionForwardAlgorithmMaxCount")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionForwardAlgorithmMaxCount", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     return max_count("cudnnGetConvolutionForwardAlgorithmMaxCount", h, count, kAlgoCount[OP_FWD]);
 }
 PADSIM_EXPORT int cudnnGetConvolutionBackwardDataAlgorithmMaxCount(const void* h, int* count) {
-    if (injected_failure("cudnnGetConvolutionBackwardDataAlgorithmMaxCount")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardDataAlgorithmMaxCount", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     return max_count("cudnnGetConvolutionBackwardDataAlgorithmMaxCount", h, count, kAlgoCount[OP_BWD_DATA]);
 }
 PADSIM_EXPORT int cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(const void* h, int* count) {
-    if (injected_failure("cudnnGetConvolutionBackwardFilterAlgorithmMaxCount")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     return max_count("cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", h, count, kAlgoCount[OP_BWD_FILTER]);
 }
 
 PADSIM_EXPORT int cudnnFindConvolutionForwardAlgorithmEx(void* handle, const void* xDesc, const void* x, const void* wDesc,
                                                          const void* w, const void* convDesc, const void* yDesc, void* y,
                                                          int req, int* ret, void* perf, void* ws, size_t wsBytes) {
-    if (injected_failure("cudnnFindConvolutionForwardAlgorithmEx")) return fail(ST_INTERNAL_ERROR, "cudnnFindConvolutionForwardAlgorithmEx", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnFindConvolutionForwardAlgorithmEx", OP_FWD, xDesc, wDesc, convDesc, yDesc, x, w, y, "x", "w", "y"};
     return find(c, handle, req, ret, perf, ws, wsBytes);
 }
@@ -1204,7 +1208,7 @@ PADSIM_EXPORT int cudnnFindConvolutionBackwardDataAlgorithmEx(void* handle, cons
                                                               const void* dyDesc, const void* dy, const void* convDesc,
                                                               const void* dxDesc, void* dx, int req, int* ret, void* perf,
                                                               void* ws, size_t wsBytes) {
-    if (injected_failure("cudnnFindConvolutionBackwardDataAlgorithmEx")) return fail(ST_INTERNAL_ERROR, "cudnnFindConvolutionBackwardDataAlgorithmEx", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnFindConvolutionBackwardDataAlgorithmEx", OP_BWD_DATA, dxDesc, wDesc, convDesc, dyDesc, w, dy, dx, "w",
                "dy", "dx"};
     return find(c, handle, req, ret, perf, ws, wsBytes);
@@ -1214,7 +1218,7 @@ PADSIM_EXPORT int cudnnFindConvolutionBackwardFilterAlgorithmEx(void* handle, co
                                                                 const void* dyDesc, const void* dy, const void* convDesc,
                                                                 const void* dwDesc, void* dw, int req, int* ret,
                                                                 void* perf, void* ws, size_t wsBytes) {
-    if (injected_failure("cudnnFindConvolutionBackwardFilterAlgorithmEx")) return fail(ST_INTERNAL_ERROR, "cudnnFindConvolutionBackwardFilterAlgorithmEx", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnFindConvolutionBackwardFilterAlgorithmEx", OP_BWD_FILTER, xDesc, dwDesc, convDesc, dyDesc, x, dy, dw,
                "x", "dy", "dw"};
     return find(c, handle, req, ret, perf, ws, wsBytes);
@@ -1223,7 +1227,7 @@ PADSIM_EXPORT int cudnnFindConvolutionBackwardFilterAlgorithmEx(void* handle, co
 PADSIM_EXPORT int cudnnGetConvolutionForwardAlgorithm_v7(void* handle, const void* xDesc, const void* wDesc,
                                                          const void* convDesc, const void* yDesc, int req, int* ret,
                                                          void* perf) {
-    if (injected_failure("cudnnGetConvolutionForwardAlgorithm_v7")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionForwardAlgorithm_v7", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionForwardAlgorithm_v7", OP_FWD, xDesc, wDesc, convDesc, yDesc, nullptr, nullptr, nullptr,
                "x", "w", "y"};
     return heuristic(c, handle, req, ret, perf);
@@ -1232,7 +1236,7 @@ PADSIM_EXPORT int cudnnGetConvolutionForwardAlgorithm_v7(void* handle, const voi
 PADSIM_EXPORT int cudnnGetConvolutionBackwardDataAlgorithm_v7(void* handle, const void* wDesc, const void* dyDesc,
                                                               const void* convDesc, const void* dxDesc, int req, int* ret,
                                                               void* perf) {
-    if (injected_failure("cudnnGetConvolutionBackwardDataAlgorithm_v7")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardDataAlgorithm_v7", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionBackwardDataAlgorithm_v7", OP_BWD_DATA, dxDesc, wDesc, convDesc, dyDesc, nullptr,
                nullptr, nullptr, "w", "dy", "dx"};
     return heuristic(c, handle, req, ret, perf);
@@ -1241,7 +1245,7 @@ PADSIM_EXPORT int cudnnGetConvolutionBackwardDataAlgorithm_v7(void* handle, cons
 PADSIM_EXPORT int cudnnGetConvolutionBackwardFilterAlgorithm_v7(void* handle, const void* xDesc, const void* dyDesc,
                                                                 const void* convDesc, const void* dwDesc, int req,
                                                                 int* ret, void* perf) {
-    if (injected_failure("cudnnGetConvolutionBackwardFilterAlgorithm_v7")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionBackwardFilterAlgorithm_v7", OP_BWD_FILTER, xDesc, dwDesc, convDesc, dyDesc, nullptr,
                nullptr, nullptr, "x", "dy", "dw"};
     return heuristic(c, handle, req, ret, perf);
@@ -1249,7 +1253,7 @@ PADSIM_EXPORT int cudnnGetConvolutionBackwardFilterAlgorithm_v7(void* handle, co
 
 PADSIM_EXPORT int cudnnGetConvolutionForwardWorkspaceSize(void* handle, const void* xDesc, const void* wDesc,
                                                           const void* convDesc, const void* yDesc, int algo, size_t* size) {
-    if (injected_failure("cudnnGetConvolutionForwardWorkspaceSize")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionForwardWorkspaceSize", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionForwardWorkspaceSize", OP_FWD, xDesc, wDesc, convDesc, yDesc, nullptr, nullptr, nullptr,
                "x", "w", "y"};
     return workspace(c, handle, algo, size);
@@ -1258,7 +1262,7 @@ PADSIM_EXPORT int cudnnGetConvolutionForwardWorkspaceSize(void* handle, const vo
 PADSIM_EXPORT int cudnnGetConvolutionBackwardDataWorkspaceSize(void* handle, const void* wDesc, const void* dyDesc,
                                                                const void* convDesc, const void* dxDesc, int algo,
                                                                size_t* size) {
-    if (injected_failure("cudnnGetConvolutionBackwardDataWorkspaceSize")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardDataWorkspaceSize", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionBackwardDataWorkspaceSize", OP_BWD_DATA, dxDesc, wDesc, convDesc, dyDesc, nullptr,
                nullptr, nullptr, "w", "dy", "dx"};
     return workspace(c, handle, algo, size);
@@ -1267,7 +1271,7 @@ PADSIM_EXPORT int cudnnGetConvolutionBackwardDataWorkspaceSize(void* handle, con
 PADSIM_EXPORT int cudnnGetConvolutionBackwardFilterWorkspaceSize(void* handle, const void* xDesc, const void* dyDesc,
                                                                  const void* convDesc, const void* dwDesc, int algo,
                                                                  size_t* size) {
-    if (injected_failure("cudnnGetConvolutionBackwardFilterWorkspaceSize")) return fail(ST_INTERNAL_ERROR, "cudnnGetConvolutionBackwardFilterWorkspaceSize", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnGetConvolutionBackwardFilterWorkspaceSize", OP_BWD_FILTER, xDesc, dwDesc, convDesc, dyDesc, nullptr,
                nullptr, nullptr, "x", "dy", "dw"};
     return workspace(c, handle, algo, size);
@@ -1277,7 +1281,7 @@ PADSIM_EXPORT int cudnnGetConvolutionBackwardFilterWorkspaceSize(void* handle, c
 PADSIM_EXPORT int cudnnConvolutionForward(void* handle, const float* alpha, const void* xDesc, const void* x,
                                           const void* wDesc, const void* w, const void* convDesc, int algo, void* ws,
                                           size_t wsBytes, const float* beta, const void* yDesc, void* y) {
-    if (injected_failure("cudnnConvolutionForward")) return fail(ST_INTERNAL_ERROR, "cudnnConvolutionForward", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnConvolutionForward", OP_FWD, xDesc, wDesc, convDesc, yDesc, x, w, y, "x", "w", "y"};
     return execute(c, handle, alpha, beta, algo, ws, wsBytes);
 }
@@ -1285,7 +1289,7 @@ PADSIM_EXPORT int cudnnConvolutionForward(void* handle, const float* alpha, cons
 PADSIM_EXPORT int cudnnConvolutionBackwardData(void* handle, const float* alpha, const void* wDesc, const void* w,
                                                const void* dyDesc, const void* dy, const void* convDesc, int algo, void* ws,
                                                size_t wsBytes, const float* beta, const void* dxDesc, void* dx) {
-    if (injected_failure("cudnnConvolutionBackwardData")) return fail(ST_INTERNAL_ERROR, "cudnnConvolutionBackwardData", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnConvolutionBackwardData", OP_BWD_DATA, dxDesc, wDesc, convDesc, dyDesc, w, dy, dx, "w", "dy", "dx"};
     return execute(c, handle, alpha, beta, algo, ws, wsBytes);
 }
@@ -1294,14 +1298,14 @@ PADSIM_EXPORT int cudnnConvolutionBackwardFilter(void* handle, const float* alph
                                                  const void* dyDesc, const void* dy, const void* convDesc, int algo,
                                                  void* ws, size_t wsBytes, const float* beta, const void* dwDesc,
                                                  void* dw) {
-    if (injected_failure("cudnnConvolutionBackwardFilter")) return fail(ST_INTERNAL_ERROR, "cudnnConvolutionBackwardFilter", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     ConvCall c{"cudnnConvolutionBackwardFilter", OP_BWD_FILTER, xDesc, dwDesc, convDesc, dyDesc, x, dy, dw, "x", "dy", "dw"};
     return execute(c, handle, alpha, beta, algo, ws, wsBytes);
 }
 
 PADSIM_EXPORT int cudnnConvolutionBackwardBias(void* handle, const float* alpha, const void* dyDesc, const void* dy,
                                                const float* beta, const void* dbDesc, void* db) {
-    if (injected_failure("cudnnConvolutionBackwardBias")) return fail(ST_INTERNAL_ERROR, "cudnnConvolutionBackwardBias", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnConvolutionBackwardBias";
     if (!g_handles.has(handle)) return fail(ST_BAD_PARAM, fn, "handle is null or destroyed");
     if (!g_tensors.has(dyDesc) || !g_tensors.has(dbDesc)) return fail(ST_BAD_PARAM, fn, "a descriptor is null or destroyed");
@@ -1320,7 +1324,7 @@ PADSIM_EXPORT int cudnnConvolutionBackwardBias(void* handle, const float* alpha,
 
 PADSIM_EXPORT int cudnnAddTensor(void* handle, const float* alpha, const void* aDesc, const void* A, const float* beta,
                                  const void* cDesc, void* C) {
-    if (injected_failure("cudnnAddTensor")) return fail(ST_INTERNAL_ERROR, "cudnnAddTensor", "failed (fault injected by PAD_CUDASIM_FAULT=fail)");
+    INJECTABLE;
     const char* fn = "cudnnAddTensor";
     if (!g_handles.has(handle)) return fail(ST_BAD_PARAM, fn, "handle is null or destroyed");
     if (!g_tensors.has(aDesc) || !g_tensors.has(cDesc)) return fail(ST_BAD_PARAM, fn, "a descriptor is null or destroyed");

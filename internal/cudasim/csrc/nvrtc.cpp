@@ -1317,6 +1317,10 @@ static bool injected_failure(const char* fn) {
     return f && f("fail", fn) != 0;
 }
 
+// INJECTABLE starts every exported function but the error strings.
+#define INJECTABLE \
+    if (injected_failure(__func__)) return NVRTC_ERROR_INTERNAL_ERROR
+
 extern "C" {
 
 typedef void* nvrtcProgram;
@@ -1327,7 +1331,7 @@ PADSIM_EXPORT const char* nvrtcGetErrorString(int result) {
 }
 
 PADSIM_EXPORT int nvrtcVersion(int* major, int* minor) {
-    if (injected_failure("nvrtcVersion")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     if (!major || !minor) return NVRTC_ERROR_INVALID_INPUT;
     *major = PADSIM_NVRTC_MAJOR;
     *minor = PADSIM_NVRTC_MINOR;
@@ -1336,7 +1340,7 @@ PADSIM_EXPORT int nvrtcVersion(int* major, int* minor) {
 
 PADSIM_EXPORT int nvrtcCreateProgram(nvrtcProgram* prog, const char* src, const char* name, int numHeaders, const char* const* headers,
                                      const char* const* includeNames) {
-    if (injected_failure("nvrtcCreateProgram")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     if (!prog || !src || numHeaders < 0 || (numHeaders > 0 && (!headers || !includeNames))) return NVRTC_ERROR_INVALID_INPUT;
     auto* p = new (std::nothrow) Program;
     if (!p) return NVRTC_ERROR_OUT_OF_MEMORY;
@@ -1358,7 +1362,7 @@ PADSIM_EXPORT int nvrtcCreateProgram(nvrtcProgram* prog, const char* src, const 
 }
 
 PADSIM_EXPORT int nvrtcDestroyProgram(nvrtcProgram* prog) {
-    if (injected_failure("nvrtcDestroyProgram")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     if (!prog) return NVRTC_ERROR_INVALID_PROGRAM;
     Program* p = static_cast<Program*>(*prog);
     {
@@ -1371,7 +1375,7 @@ PADSIM_EXPORT int nvrtcDestroyProgram(nvrtcProgram* prog) {
 }
 
 PADSIM_EXPORT int nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const char* const* options) {
-    if (injected_failure("nvrtcCompileProgram")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p) return NVRTC_ERROR_INVALID_PROGRAM;
     if (numOptions < 0 || (numOptions > 0 && !options)) return NVRTC_ERROR_INVALID_INPUT;
@@ -1385,7 +1389,7 @@ PADSIM_EXPORT int nvrtcCompileProgram(nvrtcProgram prog, int numOptions, const c
 }
 
 PADSIM_EXPORT int nvrtcGetProgramLogSize(nvrtcProgram prog, size_t* size) {
-    if (injected_failure("nvrtcGetProgramLogSize")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!size) return NVRTC_ERROR_INVALID_INPUT;
@@ -1394,7 +1398,7 @@ PADSIM_EXPORT int nvrtcGetProgramLogSize(nvrtcProgram prog, size_t* size) {
 }
 
 PADSIM_EXPORT int nvrtcGetProgramLog(nvrtcProgram prog, char* log) {
-    if (injected_failure("nvrtcGetProgramLog")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!log) return NVRTC_ERROR_INVALID_INPUT;
@@ -1403,7 +1407,7 @@ PADSIM_EXPORT int nvrtcGetProgramLog(nvrtcProgram prog, char* log) {
 }
 
 PADSIM_EXPORT int nvrtcGetPTXSize(nvrtcProgram prog, size_t* size) {
-    if (injected_failure("nvrtcGetPTXSize")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!size) return NVRTC_ERROR_INVALID_INPUT;
@@ -1412,7 +1416,7 @@ PADSIM_EXPORT int nvrtcGetPTXSize(nvrtcProgram prog, size_t* size) {
 }
 
 PADSIM_EXPORT int nvrtcGetPTX(nvrtcProgram prog, char* ptx) {
-    if (injected_failure("nvrtcGetPTX")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!ptx) return NVRTC_ERROR_INVALID_INPUT;
@@ -1423,7 +1427,7 @@ PADSIM_EXPORT int nvrtcGetPTX(nvrtcProgram prog, char* ptx) {
 // For a virtual architecture there is no CUBIN: size 0 (pad's Compile then
 // says to compile for a real architecture).
 PADSIM_EXPORT int nvrtcGetCUBINSize(nvrtcProgram prog, size_t* size) {
-    if (injected_failure("nvrtcGetCUBINSize")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!size) return NVRTC_ERROR_INVALID_INPUT;
@@ -1432,7 +1436,7 @@ PADSIM_EXPORT int nvrtcGetCUBINSize(nvrtcProgram prog, size_t* size) {
 }
 
 PADSIM_EXPORT int nvrtcGetCUBIN(nvrtcProgram prog, char* cubin) {
-    if (injected_failure("nvrtcGetCUBIN")) return NVRTC_ERROR_INTERNAL_ERROR;
+    INJECTABLE;
     Program* p = lookup(prog);
     if (!p || !p->compiled) return NVRTC_ERROR_INVALID_PROGRAM;
     if (!cubin) return NVRTC_ERROR_INVALID_INPUT;
