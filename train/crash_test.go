@@ -169,6 +169,28 @@ func (w *watcher) lastIter() int {
 	return w.iter
 }
 
+// signalAfter starts cmd (its output watched by w), waits until it logs
+// iteration after (failing the test if it does not within timeout), sends
+// it sigs in turn and returns what Wait returned.
+func signalAfter(t *testing.T, cmd *exec.Cmd, w *watcher, after int, timeout time.Duration, sigs ...os.Signal) error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var err error
+	go func() { err = cmd.Wait(); close(exited) }()
+	if !waitFor(func() bool { return w.lastIter() >= after }, exited, timeout) {
+		<-exited
+		t.Fatalf("no iteration %d logged:\n%s", after, w.text())
+	}
+	for _, sig := range sigs {
+		cmd.Process.Signal(sig)
+	}
+	<-exited
+	return err
+}
+
 // waitFor polls cond every 100 µs until it holds, the process exits (done
 // is closed) or the timeout passes, and reports whether it held.
 func waitFor(cond func() bool, done <-chan struct{}, timeout time.Duration) bool {

@@ -72,17 +72,8 @@ func TestCUDATrainCLI(t *testing.T) {
 		for i, after := range []int{3, 11} {
 			w := &watcher{}
 			cmd := p.command(w, i > 0)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			var err error
-			go func() { err = cmd.Wait(); close(exited) }()
-			if !waitFor(func() bool { return w.lastIter() >= after }, exited, 5*time.Minute) {
-				t.Fatalf("no iteration %d logged:\n%s", after, w.text())
-			}
-			cmd.Process.Signal(syscall.SIGTERM)
-			<-exited
+			cmd.Env = append(os.Environ(), p.env...)
+			err := signalAfter(t, cmd, w, after, 5*time.Minute, syscall.SIGTERM)
 			m := interrupted.FindStringSubmatch(w.text())
 			if code := exitCodeOf(t, err); code != 130 || m == nil {
 				t.Fatalf("SIGTERM after iteration %d: exit %d, want 130 and the interrupted message\n%s", after, code, w.text())
@@ -122,7 +113,9 @@ func TestCUDATrainCLI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := child("fault-" + strings.ReplaceAll(tc.name, " ", "-"))
-			copyDir(t, five.dir(), p.dir())
+			if err := os.CopyFS(p.dir(), os.DirFS(five.dir())); err != nil {
+				t.Fatal(err)
+			}
 			path := filepath.Join(p.dir(), CheckpointName)
 			good, err := os.ReadFile(path)
 			if err != nil {
@@ -190,29 +183,5 @@ func runtimeGPU(t *testing.T) {
 	}
 	if err != nil {
 		testkit.SkipOrFailNoGPU(t, err)
-	}
-}
-
-// copyDir copies the files of run directory from into to (created).
-func copyDir(t *testing.T, from, to string) {
-	t.Helper()
-	ents, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }

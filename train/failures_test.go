@@ -146,20 +146,11 @@ func TestCLIFailures(t *testing.T) {
 		}{{4, syscall.SIGINT, false}, {17, syscall.SIGTERM, false}, {23, syscall.SIGINT, true}} {
 			w := &watcher{}
 			cmd := p.command(w, i > 0)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			var err error
-			go func() { err = cmd.Wait(); close(exited) }()
-			if !waitFor(func() bool { return w.lastIter() >= stop.after }, exited, 30*time.Second) {
-				t.Fatalf("no iteration %d logged:\n%s", stop.after, w.text())
-			}
-			cmd.Process.Signal(stop.sig)
+			sigs := []os.Signal{stop.sig}
 			if stop.double {
-				cmd.Process.Signal(syscall.SIGINT)
+				sigs = append(sigs, syscall.SIGINT)
 			}
-			<-exited
+			err := signalAfter(t, cmd, w, stop.after, 30*time.Second, sigs...)
 			code := exitCodeOf(t, err)
 			c, rerr := ReadCheckpoint(filepath.Join(p.dir(), CheckpointName))
 			if rerr != nil {
