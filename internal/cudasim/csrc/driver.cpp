@@ -44,7 +44,6 @@
 #include "padsim.h"
 
 #include <dlfcn.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1240,15 +1239,22 @@ int load_module(const void* image, CUmod_st** out) {
 
 enum Dir { HTOD, DTOH, DTOD };
 
+// transfer_stream finds the stream of a copy or memset: a blocking one
+// (sync) runs on the legacy stream, which a capture forbids touching; an
+// async one on h.
+int transfer_stream(bool sync, CUstream h, const char* call, CUstream_st** s) {
+    if (sync) {
+        if (int r = unsafe_check(call)) return r;
+    }
+    return resolve(sync ? nullptr : h, s, call);
+}
+
 // copy is every cuMemcpy*: sync says whether it is a blocking call (on the
 // legacy stream); h the stream of an async one.
 int do_copy(Dir dir, uint64_t dst, uint64_t src, uint64_t n, bool sync, CUstream h, const char* call) {
     ENTER_CTX_AS(call);
     CUstream_st* s;
-    if (sync) {
-        if (int r = unsafe_check(call)) return r;
-    }
-    if (int r = resolve(sync ? nullptr : h, &s, call)) return r;
+    if (int r = transfer_stream(sync, h, call, &s)) return r;
     if (n == 0) return 0;
     uint64_t dev_end = dir == DTOH ? src : dst;
     if (int r = check_range(dev_end, n, fmt("%s: %s", call, dir == DTOH ? "source" : "destination"), nullptr)) return r;
@@ -1301,10 +1307,7 @@ int do_copy(Dir dir, uint64_t dst, uint64_t src, uint64_t n, bool sync, CUstream
 int memset32(uint64_t dst, uint32_t v, uint64_t n, bool sync, CUstream h, const char* call) {
     ENTER_CTX_AS(call);
     CUstream_st* s;
-    if (sync) {
-        if (int r = unsafe_check(call)) return r;
-    }
-    if (int r = resolve(sync ? nullptr : h, &s, call)) return r;
+    if (int r = transfer_stream(sync, h, call, &s)) return r;
     if (n == 0) return 0;
     if (dst % 4) return fail(CUDA_ERROR_INVALID_VALUE, fmt("%s: 0x%llx is not 4-byte aligned", call, (unsigned long long)dst));
     if (n > (~0ull >> 2)) return fail(CUDA_ERROR_INVALID_VALUE, fmt("%s: %llu words", call, (unsigned long long)n));
@@ -1352,13 +1355,6 @@ API CUresult cuInit(unsigned int flags) {
         const char* q = getenv("PAD_CUDASIM_QUIET");
         cfg.quiet = q && !strcmp(q, "1");
         parse_faults();
-        // Device memory is host memory here. glibc maps every block over
-        // its threshold afresh and unmaps it when freed, so each
-        // allocation's NaN fill paid a page fault per 4 KiB: a third of
-        // pad doctor's time. Blocks up to 32 MiB (every buffer of the
-        // paper's model) now come from the heap, which keeps freed memory.
-        mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        mallopt(M_TRIM_THRESHOLD, 1 << 30);
         g_inited = true;
     }
     return CUDA_SUCCESS;
