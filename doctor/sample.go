@@ -266,11 +266,11 @@ func (rn *runner) memory() {
 			return
 		}
 		used0, pad0, heap0, err := measure()
-		allocs0 := simAllocs()
+		allocs0 := cu.SimCount("allocs", "frees")
 		if err == nil {
 			err = steps(iters)
 		}
-		allocs := simAllocs() - allocs0
+		allocs := cu.SimCount("allocs", "frees") - allocs0
 		if err != nil {
 			c.Status, c.Detail = Fail, err.Error()
 			return
@@ -344,15 +344,3 @@ func (rn *runner) bench() {
 
 // simulated says whether the target is pad's simulated GPU (internal/cudasim).
 func (rn *runner) simulated() bool { return rn.t.Kind == "cuda" && cu.Simulated() }
-
-// simAllocs is the simulated driver's count of device allocations and
-// frees (0 on NVIDIA's driver).
-func simAllocs() uint64 {
-	var n uint64
-	for _, c := range cu.SimCounters() {
-		if c.Name == "allocs" || c.Name == "frees" {
-			n += c.Value
-		}
-	}
-	return n
-}

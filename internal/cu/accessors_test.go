@@ -165,6 +165,9 @@ func TestSimCounters(t *testing.T) {
 			t.Errorf("%s = %d, want %d", n, got[n], v)
 		}
 	}
+	if n := SimCount("allocs", "frees", "htod_bytes"); n != 402 {
+		t.Errorf("SimCount(allocs, frees, htod_bytes) = %d, want 402", n)
+	}
 	ResetSimCounters()
 	for _, c := range SimCounters() {
 		if c.Value != 0 {

@@ -39,6 +39,20 @@ func SimCounters() []SimCounter {
 	return out
 }
 
+// SimCount returns the sum of the simulated driver's counters named
+// (0 on NVIDIA's driver), e.g. SimCount("allocs", "frees").
+func SimCount(names ...string) uint64 {
+	var n uint64
+	for _, c := range SimCounters() {
+		for _, name := range names {
+			if c.Name == name {
+				n += c.Value
+			}
+		}
+	}
+	return n
+}
+
 // ResetSimCounters sets the simulated driver's counters to zero (a no-op
 // on NVIDIA's driver).
 func ResetSimCounters() {
