@@ -468,8 +468,20 @@ struct CUfunc_st {
     int carveout = -1;
 };
 
+// A module's shared object, closed (unmapped) when the last holder goes:
+// the module, a launch still queued, or a graph node that may run it.
+struct SharedObject {
+    void* dl = nullptr;
+    explicit SharedObject(void* d) : dl(d) {}
+    SharedObject(const SharedObject&) = delete;
+    SharedObject& operator=(const SharedObject&) = delete;
+    ~SharedObject() {
+        if (dl) dlclose(dl);
+    }
+};
+
 struct CUmod_st {
-    void* dl = nullptr;  // never dlclosed: queued work and graphs may still run its code
+    std::shared_ptr<SharedObject> so;
     const padsim_module* pm = nullptr;
     std::string program;
     std::vector<std::unique_ptr<CUfunc_st>> funcs;
@@ -842,6 +854,7 @@ struct MemsetWork : Work {
 
 struct KernelWork : Work {
     const padsim_kernel* k;
+    std::shared_ptr<SharedObject> so;  // keeps k's code mapped until the work is gone
     uint32_t grid[3], block[3], dyn;
     std::unique_ptr<uint64_t[]> storage;  // the parameter bytes, copied at the launch
     std::vector<void*> args;
@@ -1219,7 +1232,7 @@ int load_module(const void* image, CUmod_st** out) {
                                                   PADSIM_MODULE_ABI));
     }
     auto m = std::make_unique<CUmod_st>();
-    m->dl = dl;
+    m->so = std::make_shared<SharedObject>(dl);
     m->pm = pm;
     m->program = program;
     for (uint32_t i = 0; i < pm->nkernels; i++) {
@@ -1811,7 +1824,7 @@ API CUresult cuModuleUnload(CUmodule m) {
     auto it = g.modules.find(m);
     if (it == g.modules.end()) return fail(CUDA_ERROR_INVALID_HANDLE, "cuModuleUnload: not a loaded module");
     for (auto& f : m->funcs) g.funcs.erase(f.get());
-    g.modules.erase(it);  // the shared object stays mapped: queued work and graphs may run its kernels
+    g.modules.erase(it);  // its shared object stays mapped while queued work or a graph may run its kernels
     return CUDA_SUCCESS;
 }
 
@@ -1879,6 +1892,7 @@ API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz,
     auto w = std::make_shared<KernelWork>();
     w->name = kn;
     w->k = k;
+    w->so = f->mod->so;
     uint32_t gr[3] = {gx, gy, gz}, bl[3] = {bx, by, bz};
     memcpy(w->grid, gr, sizeof gr);
     memcpy(w->block, bl, sizeof bl);
