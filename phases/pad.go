@@ -35,6 +35,9 @@ type Options struct {
 	AdamE, AdamG      backend.AdamHyper
 	MaxTile           int  // largest occlusion tile (8)
 	OcclusionPerImage bool // one mask per image instead of per mini-batch
+	// StatSlots is how many QueueStats tickets may be outstanding at once
+	// (DefaultStatSlots if 0).
+	StatSlots int
 }
 
 // DefaultAdam is the reference's optimiser: lr 2e-4, betas (0.5, 0.999).
@@ -116,7 +119,7 @@ func New(b backend.Backend, spec model.Spec, cond conditions.Condition, opt Opti
 		p.statV[i] = p.stats.Slice(i, 1)
 	}
 	p.host = make([]float32, NumStats)
-	if err := p.queue.init(b); err != nil {
+	if err := p.queue.init(b, opt.StatSlots); err != nil {
 		return nil, err
 	}
 	p.Init(opt.Seed)

@@ -6,9 +6,10 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 )
 
-// statSlots is how many iterations' numbers can be on their way to the
-// host at once (QueueStats before the matching WaitStats).
-const statSlots = 4
+// DefaultStatSlots is how many iterations' numbers can be on their way to
+// the host at once (QueueStats before the matching WaitStats) unless
+// Options.StatSlots says otherwise.
+const DefaultStatSlots = 4
 
 // PendingStats is a ticket for the numbers of one iteration, queued by
 // QueueStats and read by WaitStats.
@@ -22,8 +23,8 @@ type PendingStats struct {
 // statQueue holds the page-locked slots the numbers are copied into.
 type statQueue struct {
 	r     backend.AsyncReader
-	host  []float32 // statSlots × NumStats
-	owner [statSlots]uint64
+	host  []float32 // slots × NumStats
+	owner []uint64  // the ticket each slot holds
 	seq   uint64
 }
 
@@ -33,13 +34,17 @@ func (p *PAD) AsyncStats() bool { return p.queue.r != nil }
 
 // init sets up QueueStats's page-locked slots on backends that can
 // copy behind the host.
-func (q *statQueue) init(b backend.Backend) error {
+func (q *statQueue) init(b backend.Backend, slots int) error {
 	r, ok := b.(backend.AsyncReader)
 	s, ok2 := b.(backend.Streamer)
 	if !ok || !ok2 {
 		return nil
 	}
-	h, err := s.HostBuffer(statSlots * int(NumStats))
+	if slots <= 0 {
+		slots = DefaultStatSlots
+	}
+	q.owner = make([]uint64, slots)
+	h, err := s.HostBuffer(slots * int(NumStats))
 	if err != nil {
 		return fmt.Errorf("phases: page-locked buffer for the loss numbers: %w", err)
 	}
@@ -51,7 +56,8 @@ func (q *statQueue) init(b backend.Backend) error {
 // the host and returns a ticket for WaitStats. Where the backend cannot
 // copy behind the host, it waits and reads them at once. The numbers are
 // copied in queue order, so the next iteration may be queued before the
-// ticket is waited on; at most statSlots tickets may be outstanding.
+// ticket is waited on; at most Options.StatSlots tickets may be
+// outstanding.
 func (p *PAD) QueueStats() (PendingStats, error) {
 	q := &p.queue
 	if q.r == nil {
@@ -59,7 +65,7 @@ func (p *PAD) QueueStats() (PendingStats, error) {
 		return PendingStats{now: v}, err
 	}
 	q.seq++
-	slot := int(q.seq % statSlots)
+	slot := int(q.seq % uint64(len(q.owner)))
 	q.owner[slot] = q.seq
 	f := q.r.DownloadAsync(q.host[slot*int(NumStats):(slot+1)*int(NumStats)], p.stats)
 	return PendingStats{seq: q.seq, slot: slot, fence: f}, p.b.Err()
@@ -74,7 +80,7 @@ func (p *PAD) WaitStats(t PendingStats) ([NumStats]float32, error) {
 	}
 	q := &p.queue
 	if q.owner[t.slot] != t.seq {
-		return out, fmt.Errorf("phases: the numbers of ticket %d were overwritten: more than %d tickets outstanding", t.seq, statSlots)
+		return out, fmt.Errorf("phases: the numbers of ticket %d were overwritten: more than %d tickets outstanding", t.seq, len(q.owner))
 	}
 	if err := q.r.Wait(t.fence); err != nil {
 		return out, err

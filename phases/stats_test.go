@@ -54,7 +54,7 @@ func TestQueueStats(t *testing.T) {
 	xb, _ := plain.Alloc(spec.Batch * 32 * 32)
 	var tickets []PendingStats
 	var want [][NumStats]float32
-	for i := 0; i < statSlots; i++ {
+	for i := 0; i < DefaultStatSlots; i++ {
 		r.RandUniform(xa, rng.Key{Seed: 4, Seq: uint64(i)})
 		plain.RandUniform(xb, rng.Key{Seed: 4, Seq: uint64(i)})
 		pa.Iterate(xa, uint64(i), i == 0)
@@ -80,8 +80,8 @@ func TestQueueStats(t *testing.T) {
 			t.Fatalf("ticket %d: %v, want %v", i, got, want[i])
 		}
 	}
-	if r.waits != statSlots {
-		t.Fatalf("%d waits for %d tickets", r.waits, statSlots)
+	if r.waits != DefaultStatSlots {
+		t.Fatalf("%d waits for %d tickets", r.waits, DefaultStatSlots)
 	}
 	if _, err := pa.QueueStats(); err != nil {
 		t.Fatal(err)

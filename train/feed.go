@@ -12,28 +12,36 @@ import (
 // of batch i+1 into the other runs on the copy stream, from page-locked
 // loader buffers. On other backends each batch is uploaded just before its
 // iteration. Both give the same batches in the same order.
+//
+// A batch's host buffer goes back to the loader once its copy is surely
+// done: when the trainer has read the numbers of its iteration (settled).
+// The trainer reads them up to lag iterations late, so the feeder holds
+// the batches of up to lag+1 iterations, and the one copied ahead.
 type feeder struct {
 	b      backend.Backend
 	s      backend.Streamer // nil: plain uploads
 	loader *dataset.Loader
 	x      [2]backend.Buf
 	cur    int
-	held   [2]*dataset.Batch // the batch copied into x[i], until its copy is surely done
-	fence  [2]backend.Fence  // the work that last read x[i]
-	ahead  *dataset.Batch    // copied (or being copied) into x[1-cur]
+	held   []*dataset.Batch // the batches of the iterations queued and not settled, oldest first
+	fence  [2]backend.Fence // the work that last read x[i]
+	ahead  *dataset.Batch   // copied (or being copied) into x[1-cur]
 }
 
-// newFeeder makes the loader and the device buffers for batches of n floats.
-func newFeeder(b backend.Backend, set *dataset.Set, batch int, seed uint64, n int) (*feeder, error) {
+// newFeeder makes the loader and the device buffers for batches of n
+// floats, for a trainer that reads an iteration's numbers at most lag
+// iterations after queueing it.
+func newFeeder(b backend.Backend, set *dataset.Set, batch int, seed uint64, n, lag int) (*feeder, error) {
 	f := &feeder{b: b}
 	var opts []dataset.LoaderOption
 	var hostErr error
 	if s, ok := b.(backend.Streamer); ok {
 		f.s = s
-		// Up to three batches are out of the loader at once (two held
+		f.held = make([]*dataset.Batch, 0, lag+1)
+		// Up to lag+2 batches are out of the loader at once (lag+1 held
 		// until the trainer reads their iteration's numbers, one copied
 		// ahead); the others are being filled.
-		opts = append(opts, dataset.WithPrefetch(6), dataset.WithBuffers(func(n int) []float32 {
+		opts = append(opts, dataset.WithPrefetch(lag+5), dataset.WithBuffers(func(n int) []float32 {
 			buf, err := s.HostBuffer(n)
 			if err != nil && hostErr == nil {
 				hostErr = err
@@ -73,7 +81,7 @@ func (f *feeder) next(epoch, index int) (backend.Buf, error) {
 		f.ahead = nil
 		if b.Epoch == epoch && b.Index == index {
 			f.cur = 1 - f.cur
-			f.held[f.cur] = b
+			f.held = append(f.held, b)
 			return f.x[f.cur], nil
 		}
 		// Not the batch wanted (the caller moved): forget it.
@@ -93,7 +101,7 @@ func (f *feeder) next(epoch, index int) (backend.Buf, error) {
 	}
 	f.cur = 1 - f.cur
 	f.s.UploadAsync(f.x[f.cur], b.X, f.fence[f.cur])
-	f.held[f.cur] = b
+	f.held = append(f.held, b)
 	return f.x[f.cur], nil
 }
 
@@ -130,27 +138,17 @@ func (f *feeder) queued(epoch, index int, prefetch bool) error {
 	return nil
 }
 
-// settled is called after the device finished all but the last pending
-// iterations queued (their stats were downloaded): the copies of the
-// batches of the finished ones are done, so their host buffers go back to
-// the loader. pending is 0 or 1: the trainer waits for an iteration's
-// numbers at the latest after queueing the next one.
-func (f *feeder) settled(pending int) {
-	if f.s == nil {
+// settled is called when the trainer has read the numbers of the oldest
+// iteration queued and not settled: the device finished it, so the copy of
+// its batch is done and the host buffer goes back to the loader.
+func (f *feeder) settled() {
+	if len(f.held) == 0 {
 		return
 	}
-	f.release(1 - f.cur)
-	if pending == 0 {
-		f.release(f.cur)
-	}
-}
-
-// release gives the batch held in buffer i back to the loader.
-func (f *feeder) release(i int) {
-	if b := f.held[i]; b != nil {
-		f.loader.Release(b)
-		f.held[i] = nil
-	}
+	f.loader.Release(f.held[0])
+	n := copy(f.held, f.held[1:])
+	f.held[n] = nil
+	f.held = f.held[:n]
 }
 
 // drop gives back a batch fetched ahead and not used, and moves the loader
@@ -176,8 +174,10 @@ func (f *feeder) close() error {
 		return nil
 	}
 	f.b.Sync()
-	f.release(0)
-	f.release(1)
+	for _, b := range f.held {
+		f.loader.Release(b)
+	}
+	f.held = nil
 	if f.ahead != nil {
 		f.loader.Release(f.ahead)
 		f.ahead = nil

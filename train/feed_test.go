@@ -57,9 +57,10 @@ func (s *streamCPU) UploadAsync(dst backend.Buf, src []float32, after backend.Fe
 type asyncCPU struct {
 	*streamCPU
 	reads  []read
-	lagged int // Waits on a fence older than the newest download
-	poison int // the download (from 1) whose KL is made infinite; 0: none
-	n      int // downloads so far
+	lagged int           // Waits on a fence older than the newest download
+	last   backend.Fence // the newest download's fence
+	poison int           // the download (from 1) whose KL is made infinite; 0: none
+	n      int           // downloads so far
 }
 
 type read struct {
@@ -79,12 +80,13 @@ func (s *asyncCPU) DownloadAsync(dst []float32, src backend.Buf) backend.Fence {
 	}
 	s.seq++
 	f := backend.Fence(s.seq)
+	s.last = f
 	s.reads = append(s.reads, read{dst: dst, vals: vals, fence: f})
 	return f
 }
 
 func (s *asyncCPU) Wait(f backend.Fence) error {
-	if len(s.reads) > 0 && s.reads[len(s.reads)-1].fence > f {
+	if f < s.last {
 		s.lagged++
 	}
 	keep := s.reads[:0]
@@ -161,10 +163,12 @@ func TestStreamedTrainingMatchesPlainUploads(t *testing.T) {
 	if len(s.uploads) != 21 {
 		t.Errorf("%d uploads for 20 iterations and one interrupt, want 21", len(s.uploads))
 	}
-	// The numbers of an iteration are read after the next one is queued,
-	// except before a log line (iterations 5, 10, 15, 20), at the end of a
-	// run (7, 13, and 20), at the interrupt (9) and at the end of an epoch
-	// (10, 20): 13 of the 20 iterations are read late.
+	// The numbers are read in one go where something needs them: a log
+	// line (after iterations 5, 10, 15, 20), the end of a run (7, 13, 20),
+	// the interrupt (9) and the end of an epoch (10, 20). Of each group
+	// read, all but the newest are read after a later iteration was
+	// queued: {1–5} 4, {6, 7} 1, {8, 9} 1, {10} 0, {11–13} 2, {14, 15} 1,
+	// {16–20} 4; 13 in all.
 	if s.lagged != 13 {
 		t.Errorf("%d iterations' numbers read after the next iteration was queued, want 13", s.lagged)
 	}
@@ -183,7 +187,7 @@ func TestFeederOverlapsCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &streamCPU{Backend: cpu.New(1)}
-	f, err := newFeeder(s, set, 8, 1, 8*32*32)
+	f, err := newFeeder(s, set, 8, 1, 8*32*32, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,16 +222,20 @@ func TestFeederOverlapsCopies(t *testing.T) {
 				t.Fatalf("iteration %d: copy waits for fence %d, the buffer was last read before fence %d", i, u.after, fenceOf[used[u.dst]])
 			}
 		}
-		f.settled(0)
+		f.settled()
+		if len(f.held) != 0 {
+			t.Fatalf("iteration %d: %d batches still held after it settled", i, len(f.held))
+		}
 	}
 	if f.ahead != nil {
 		t.Fatal("a batch fetched ahead after the last iteration")
 	}
 }
 
-// A loss that turns non-finite is found one iteration late on a backend
-// that reads the numbers behind the host, but reported as at once: the
-// iteration it happened in, and the last good checkpoint left in place.
+// A loss that turns non-finite is found late on a backend that reads the
+// numbers behind the host (at the next log line or checkpoint), but
+// reported as at once: the iteration it happened in, and the last good
+// checkpoint left in place.
 func TestLateReadNonFiniteLoss(t *testing.T) {
 	cfg := tiny(t, "train.log_every=50", "train.checkpoint_every=3")
 	dir := filepath.Join(t.TempDir(), "run")
@@ -242,8 +250,8 @@ func TestLateReadNonFiniteLoss(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Fatalf("Run: %v, want a NonFiniteError", err)
 	}
-	// The 5th download holds iteration 4's numbers (from 0), read while
-	// iteration 5 computes.
+	// The 5th download holds iteration 4's numbers (from 0), read with
+	// those of iterations 3 and 5 before the checkpoint after iteration 5.
 	if nf.Iter != 4 || nf.Phase != "Wake" || nf.Loss != "KL" {
 		t.Fatalf("%v: want Wake KL at iteration 4", err)
 	}
@@ -257,4 +265,54 @@ func TestLateReadNonFiniteLoss(t *testing.T) {
 	if c.State.Iter != 3 {
 		t.Fatalf("last checkpoint after iteration %d, want 3", c.State.Iter)
 	}
+}
+
+// lagDepth: a whole log window, bounded by maxLag iterations and by
+// maxLagBytes of page-locked batches, and at least one iteration.
+func TestLagDepth(t *testing.T) {
+	for _, c := range []struct{ logEvery, batchBytes, want int }{
+		{50, 64 * 3 * 32 * 32 * 4, 50},  // CIFAR-10, batch 64: the window
+		{1, 4096, 1},                    // a log line every iteration
+		{1000, 4096, maxLag},            // a long window: maxLag
+		{50, 256 * 3 * 64 * 64 * 4, 21}, // big batches: 256 MiB of them
+		{50, maxLagBytes + 1, 1},        // one batch over the bound: still 1
+		{50, 0, 50},                     // no batch size known
+	} {
+		if got := lagDepth(c.logEvery, c.batchBytes); got != c.want {
+			t.Errorf("lagDepth(%d, %d) = %d, want %d", c.logEvery, c.batchBytes, got, c.want)
+		}
+	}
+}
+
+// A log window longer than the lag allows (lagDepth bounds it by the
+// bytes of batches held): the oldest numbers are read while newer
+// iterations are queued, never more than lag of them unread, and the
+// records and the checkpoint are those of a wait after each iteration.
+func TestLagShorterThanTheWindow(t *testing.T) {
+	base := t.TempDir()
+	plain, lagged := filepath.Join(base, "plain"), filepath.Join(base, "lagged")
+	sets := []string{"train.log_every=10", "train.checkpoint_every=0"}
+	if _, err := run(t, tiny(t, sets...), plain, false, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := &asyncCPU{streamCPU: &streamCPU{Backend: cpu.New(2)}}
+	tr, err := New(Options{Config: tiny(t, sets...), Dir: lagged, Backend: s, Progress: ProgressNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.lag != 10 {
+		t.Fatalf("lag %d for a window of 10 small batches, want 10", tr.lag)
+	}
+	tr.lag = 3
+	most := 0
+	s.onFence = func(int) { most = max(most, len(s.reads)) } // downloads not waited for
+	if _, err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	if most != 3 {
+		t.Errorf("at most %d iterations' numbers unread when the next was queued, want 3", most)
+	}
+	sameRecords(t, "lagged run", recordsOf(t, plain, metrics.KindTrain, metrics.KindEpoch), recordsOf(t, lagged, metrics.KindTrain, metrics.KindEpoch))
+	sameCheckpoint(t, plain, lagged)
 }

@@ -179,6 +179,7 @@ type Trainer struct {
 	pos     Position
 	enc     *eval.FrozenEncoder
 	win, ep window // the iterations not yet logged, and those of the epoch so far
+	lag     int    // iterations whose numbers may be unread at once (lagDepth)
 
 	// Samples lists the image files written so far.
 	Samples []string
@@ -289,7 +290,10 @@ func (t *Trainer) buildModel() error {
 		return err
 	}
 	spec := model.Spec{C: t.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
+	batchLen := spec.Batch * spec.C * model.ImageSize * model.ImageSize
+	t.lag = lagDepth(cfg.Train.LogEvery, batchLen*4)
 	popt := phases.Options{
+		StatSlots:         t.lag + 1,
 		Seed:              cfg.Seed,
 		AdamE:             backend.AdamHyper{LR: cfg.Train.LRE, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
 		AdamG:             backend.AdamHyper{LR: cfg.Train.LRG, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
@@ -299,8 +303,30 @@ func (t *Trainer) buildModel() error {
 	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
 		return err
 	}
-	t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, spec.Batch*spec.C*model.ImageSize*model.ImageSize)
+	t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, batchLen, t.lag)
 	return err
+}
+
+// Bounds of lagDepth: how many iterations the host may queue ahead of the
+// numbers it has read, and how many bytes of page-locked batches that may
+// hold (each pending iteration keeps its batch's host buffer until its
+// numbers are read, see feeder).
+const (
+	maxLag      = 256
+	maxLagBytes = 256 << 20
+)
+
+// lagDepth is how many iterations may be queued on a backend that copies
+// behind the host before the host reads their numbers: a whole log window
+// (logEvery), so that in the steady state the host waits for the device
+// only where it writes a log line; but at most maxLag iterations and
+// maxLagBytes of batches of batchBytes each, and at least 1.
+func lagDepth(logEvery, batchBytes int) int {
+	d := min(logEvery, maxLag)
+	if batchBytes > 0 {
+		d = min(d, maxLagBytes/batchBytes)
+	}
+	return max(d, 1)
 }
 
 // restore puts a resumed run where its checkpoint ckpt left it: the
@@ -422,7 +448,6 @@ type Summary struct {
 // pendingIter is an iteration queued on the device whose numbers were not
 // read yet.
 type pendingIter struct {
-	ok     bool
 	ticket phases.PendingStats
 	pos    Position // after the iteration
 }
@@ -470,14 +495,15 @@ type runState struct {
 	bpe     int       // batches per epoch
 	prog    *progress
 	// On backends that copy behind the host (backend.AsyncReader), lag is
-	// true and an iteration's numbers are read after the next iteration is
-	// queued, so the device never waits for the host between iterations.
-	// Before anything that needs them (a log line, a checkpoint, the end
-	// of an epoch or of the run, an interrupt) they are all read: every
-	// record and checkpoint is the same as with a wait after each
-	// iteration.
+	// true and the iterations' numbers are read once per log window: the
+	// host queues the iterations of a window without waiting for the
+	// device (up to t.lag of them, lagDepth), so the device never waits
+	// for the host. Before anything that needs them (a log line, a
+	// checkpoint, the end of an epoch or of the run, an interrupt) they
+	// are all read: every record and checkpoint is the same as with a
+	// wait after each iteration.
 	lag  bool
-	pend pendingIter // pend.ok: an iteration whose numbers were not read
+	pend []pendingIter // the iterations whose numbers were not read, oldest first
 	// The time and iteration of the last log line, for its rate.
 	lastLog  time.Time
 	lastIter int
@@ -525,6 +551,7 @@ func (t *Trainer) Run(ctx context.Context) (_ Summary, runErr error) {
 	r.lastLog = time.Now()
 	r.lastIter = t.pos.Iter
 	r.lag = t.Model.AsyncStats()
+	r.pend = make([]pendingIter, 0, t.lag+1)
 	for t.pos.Epoch < cfg.Train.Epochs {
 		for t.pos.Index < r.bpe {
 			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
@@ -566,11 +593,12 @@ func (t *Trainer) probeMissing(ctx context.Context, r *runState, recs []metrics.
 }
 
 // iteration trains the batch at the run's position: it queues the
-// iteration on the device, reads the previous iteration's numbers while
-// this one computes, and moves the position on. Then it does what falls
-// due: the log line of the window, a periodic checkpoint, and when ctx is
-// done in the middle of an epoch, the checkpoint of the interruption
-// (ErrInterrupted).
+// iteration on the device and moves the position on. Then it does what
+// falls due: reading the numbers of the iterations queued (at once, or,
+// where the backend copies behind the host, when a log line, a checkpoint
+// or the end of the epoch needs them), the log line of the window, a
+// periodic checkpoint, and when ctx is done in the middle of an epoch,
+// the checkpoint of the interruption (ErrInterrupted).
 func (t *Trainer) iteration(ctx context.Context, r *runState) error {
 	cfg := t.cfg
 	x, err := t.feed.next(t.pos.Epoch, t.pos.Index)
@@ -588,19 +616,22 @@ func (t *Trainer) iteration(ctx context.Context, r *runState) error {
 	if err != nil {
 		return fmt.Errorf("iteration %d: %w", t.pos.Iter, err)
 	}
-	// The previous iteration's numbers, while this one computes.
-	if err := t.settle(r, 1); err != nil {
-		return err
-	}
 	t.pos.Iter++
 	t.pos.Index++
-	r.pend = pendingIter{ok: true, ticket: ticket, pos: t.pos}
+	r.pend = append(r.pend, pendingIter{ticket: ticket, pos: t.pos})
 
 	logDue := cfg.Train.LogEvery > 0 && t.pos.Iter%cfg.Train.LogEvery == 0
 	ckptDue := cfg.Train.CheckpointEvery > 0 && t.pos.Iter%cfg.Train.CheckpointEvery == 0 && t.pos.Index < r.bpe
 	last := t.pos.Index == r.bpe || (cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters)
-	if !r.lag || logDue || ckptDue || last || ctx.Err() != nil {
+	switch {
+	case !r.lag || logDue || ckptDue || last || ctx.Err() != nil:
 		if err := t.settle(r, 0); err != nil {
+			return err
+		}
+	case len(r.pend) > t.lag:
+		// A window longer than the lag allows: the oldest numbers now,
+		// while the newer iterations compute.
+		if err := t.settle(r, t.lag); err != nil {
 			return err
 		}
 	}
@@ -629,32 +660,39 @@ func (t *Trainer) iteration(ctx context.Context, r *runState) error {
 	return nil
 }
 
-// settle reads the numbers of the iteration r.pend holds, if any, once the
-// device has them: it checks that they are finite and adds them to the
-// summary, to the log window and the epoch's window, and to the progress
-// display. pending is the number of iterations queued after it, 0 or 1
-// (the feeder gives the batches of the finished ones back to the loader).
-func (t *Trainer) settle(r *runState, pending int) error {
-	p := r.pend
-	if !p.ok {
-		return nil
-	}
-	r.pend = pendingIter{}
-	stats, err := t.Model.WaitStats(p.ticket)
-	if err != nil {
-		return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
-	}
-	t.feed.settled(pending)
-	for i, v := range stats {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: p.pos.Iter - 1, Epoch: p.pos.Epoch}
+// settle reads the numbers of the pending iterations, oldest first, until
+// keep are left, each once the device has them: it checks that they are
+// finite and adds them to the summary, to the log window and the epoch's
+// window, and to the progress display. The feeder gives the batches of
+// the iterations read back to the loader.
+func (t *Trainer) settle(r *runState, keep int) error {
+	if n := len(r.pend) - keep; n > 1 {
+		// The device runs the iterations in order: one wait, for the
+		// newest iteration read, covers the older ones.
+		if _, err := t.Model.WaitStats(r.pend[n-1].ticket); err != nil {
+			return fmt.Errorf("iteration %d: %w", r.pend[n-1].pos.Iter-1, err)
 		}
 	}
-	r.sum.Last = stats
-	r.sum.Iters++
-	t.win.add(stats)
-	t.ep.add(stats)
-	r.prog.update(p.pos, stats)
+	for len(r.pend) > keep {
+		p := r.pend[0]
+		n := copy(r.pend, r.pend[1:])
+		r.pend = r.pend[:n]
+		stats, err := t.Model.WaitStats(p.ticket)
+		if err != nil {
+			return fmt.Errorf("iteration %d: %w", p.pos.Iter-1, err)
+		}
+		t.feed.settled()
+		for i, v := range stats {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return &NonFiniteError{Phase: statPhase[i][0], Loss: statPhase[i][1], Value: v, Iter: p.pos.Iter - 1, Epoch: p.pos.Epoch}
+			}
+		}
+		r.sum.Last = stats
+		r.sum.Iters++
+		t.win.add(stats)
+		t.ep.add(stats)
+		r.prog.update(p.pos, stats)
+	}
 	return nil
 }
 

@@ -336,13 +336,14 @@ func TestStickyErrorStopsEveryOperation(t *testing.T) {
 }
 
 // TestArgumentRingReusesSlots: outside recorded steps the random keys go
-// through a ring of pinned slots; a slot is rewritten only after the copy
-// that read it ran (the simulation runs copies as late as it may, so a
-// slot rewritten too early would give the wrong numbers), and a failed
-// wait is the operation's error.
+// through the staging ring; once stageMarks copies are in flight, each new
+// one waits for the oldest, and its bytes are rewritten only after the copy
+// that read them ran (the simulation runs copies as late as it may, so
+// bytes rewritten too early would give the wrong numbers); a failed wait
+// is the operation's error.
 func TestArgumentRingReusesSlots(t *testing.T) {
 	b := gpu(t)
-	const n = argSlots + 6
+	const n = stageMarks + 6
 	x := mustAlloc(t, b, 4*n)
 	for i := range n {
 		b.RandUniform(x.Slice(4*i, 4), readKey(i))
@@ -357,7 +358,7 @@ func TestArgumentRingReusesSlots(t *testing.T) {
 		return
 	}
 	defer cu.SetSimFaults("")
-	b.RandUniform(x, readKey(0)) // every slot has been used: its wait fails
+	b.RandUniform(x, readKey(0)) // stageMarks copies in flight: the wait for the oldest fails
 	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "cuda: RandUniform: random key: cuEventSynchronize") {
 		t.Fatalf("a failed slot wait: %v", err)
 	}

@@ -61,11 +61,11 @@ type Backend struct {
 
 	side sideStream // the second stream of BeginSide … JoinSide
 
-	args      argRing
+	stage     stageRing // host values on their way to the device (stage.go)
 	adamTable [adamMaxSegs]kernels.AdamSeg
 
 	graphs *recorder
-	arena  argArena
+	arena  cu.DevicePtr // device side of a recorded step's arguments (arenaBytes)
 
 	copy copier // the copy stream of UploadAsync
 }
@@ -149,8 +149,8 @@ func New(o Options) (*Backend, error) {
 	if b.partial, err = b.rawAlloc(kernels.ReduceBlocks * 8); err != nil {
 		return nil, fmt.Errorf("cuda: reduction buffer: %w", err)
 	}
-	if err := b.args.init(b); err != nil {
-		return nil, fmt.Errorf("cuda: argument ring: %w", err)
+	if err := b.stage.init(b); err != nil {
+		return nil, fmt.Errorf("cuda: staging ring: %w", err)
 	}
 	if err := b.copy.init(); err != nil {
 		return nil, fmt.Errorf("cuda: copy stream: %w", err)
@@ -160,15 +160,12 @@ func New(o Options) (*Backend, error) {
 			return nil, fmt.Errorf("cuda: side stream: %w", err)
 		}
 	}
-	var host [2][]byte
-	var dev [2]cu.DevicePtr
 	if !o.NoGraphs { // the arena serves recorded steps only
-		if err := b.arena.init(b); err != nil {
+		if b.arena, err = b.rawAlloc(arenaBytes); err != nil {
 			return nil, fmt.Errorf("cuda: argument arena: %w", err)
 		}
-		host, dev = b.arena.hostHalves(), b.arena.devHalves()
 	}
-	b.graphs = newRecorder(b, !o.NoGraphs, host, dev)
+	b.graphs = newRecorder(b, !o.NoGraphs, b.arena)
 	b.k.SetLauncher(b.launchKernel)
 	if !o.NoGraphs {
 		b.name = b.name[:len(b.name)-1] + ", graphs)"
@@ -406,10 +403,9 @@ func (b *Backend) Close() error {
 		b.graphs.invalidate()
 		b.graphs = nil
 	}
-	b.args.close()
+	b.stage.close()
 	b.copy.close()
 	b.side.close()
-	b.arena.close()
 	for p := range b.allocs {
 		b.rawFree(p)
 	}

@@ -22,14 +22,15 @@ import (
 // What may differ between iterations without changing the tape lives in an
 // argument arena: the random-number keys, the Adam tables (step sizes and
 // bias corrections) and uploaded host data are written by the host into
-// pinned memory, and the first node of every graph copies the arena to
-// its device twin, so a replay reads the values the host wrote for this
-// iteration. Everything else a launch depends on (pointers, sizes, the
-// scalars passed by value, the cuDNN algorithms) is part of the entries,
-// and entries are compared exactly: a graph is replayed only for the very
-// work it was captured from. The arena has two halves used by alternate
-// steps; before the host writes a half, it waits for the step that last
-// read it.
+// page-locked memory taken from the staging ring (stage.go), and copied,
+// just before the step's graph is launched, to the arena's device side,
+// which is the same for every step; so a replay reads the values the host
+// wrote for this iteration. Everything else a launch depends on (pointers,
+// sizes, the scalars passed by value, the cuDNN algorithms) is part of the
+// entries, and entries are compared exactly: a graph is replayed only for
+// the very work it was captured from. The host waits for the device only
+// when the staging ring comes round to bytes whose copy has not run, which
+// is hundreds of steps later.
 //
 // A tape is not captured the first time it is seen: its first run is
 // issued directly, and only its next occurrence is captured. Whatever the
@@ -95,7 +96,6 @@ type GraphStats struct {
 // or one captured into a graph (exec ≠ 0).
 type knownTape struct {
 	hash  uint64
-	half  int
 	used  int
 	tape  []entry
 	exec  cu.GraphExec
@@ -103,9 +103,9 @@ type knownTape struct {
 }
 
 // maxGraphs bounds the tapes kept, captured or not; the least recently
-// used one is dropped first (with its graph). PAD needs four graphs: two
-// parities of the memory swap, each with and without an older memory (an
-// epoch's first step). A tape takes its place when it first runs
+// used one is dropped first (with its graph). PAD needs at most four
+// graphs: two parities of the memory swap, each with and without an older
+// memory (an epoch's first step). A tape takes its place when it first runs
 // (directly) and keeps it when it is captured at its next occurrence.
 const maxGraphs = 8
 
@@ -118,21 +118,17 @@ const maxGraphs = 8
 // a steady loop needs two misses per distinct tape (first run, capture).
 const missLimit = 8
 
-// arenaAlign aligns each argument in the arena (the Adam table holds
-// 64-bit integers; 16 keeps vector loads possible).
-const arenaAlign = 16
-
 // The recorder drives the backend through these methods (record.go): run
-// queues one entry on its stream; uploadArena queues the copy of the first
-// n bytes of arena half h to the device; eagerArg places an argument in
+// queues one entry on its stream; reserveArena takes the host side of a
+// step's arena from the staging ring (its bytes and their offset in the
+// ring); uploadArena queues the copy of the first n bytes of the arena
+// reserved at off to the device and marks them; eagerArg places an argument in
 // device memory when no step is being recorded; beginCapture starts
 // capturing the stream, endCapture ends it and instantiates the graph, and
 // abortCapture ends a failed capture and discards it (both end the capture
 // on every stream that joined it, provided every fork was joined first;
 // an error matching errCaptureBroken means a stream is still capturing);
-// launch and destroy launch and free a graph; markHalf records that the
-// work queued so far reads arena half h, and waitHalf waits on the host
-// until that work is done.
+// launch and destroy launch and free a graph.
 type recorder struct {
 	d       *Backend
 	enabled bool
@@ -141,10 +137,10 @@ type recorder struct {
 	rec  bool
 	tape []entry
 	hash uint64
-	half int
-	used int
-	host [2][]byte
-	dev  [2]cu.DevicePtr
+	host []byte       // the arena of the step being recorded (page-locked)
+	at   int          // host's offset in the staging ring
+	used int          // bytes of host used
+	dev  cu.DevicePtr // the arena's device side
 
 	// side: operations go to the side stream (between BeginSide and
 	// EndSide); sideOpen: side work was queued since the last join.
@@ -156,10 +152,10 @@ type recorder struct {
 	stats  GraphStats
 }
 
-// newRecorder makes a recorder over the arena halves host[i] (pinned) and
-// their device twins dev[i].
-func newRecorder(d *Backend, enabled bool, host [2][]byte, dev [2]cu.DevicePtr) *recorder {
-	return &recorder{d: d, enabled: enabled, host: host, dev: dev, tape: make([]entry, 0, 512)}
+// newRecorder makes a recorder whose steps copy their arguments to the
+// arena dev.
+func newRecorder(d *Backend, enabled bool, dev cu.DevicePtr) *recorder {
+	return &recorder{d: d, enabled: enabled, dev: dev, tape: make([]entry, 0, 512)}
 }
 
 // recording reports whether operations are being recorded.
@@ -173,14 +169,14 @@ func (s *recorder) begin() error {
 	if !s.enabled {
 		return nil
 	}
-	s.half ^= 1
-	if err := s.d.waitHalf(s.half); err != nil {
+	host, off, err := s.d.reserveArena()
+	if err != nil {
 		return err
 	}
 	s.rec = true
 	s.tape = s.tape[:0]
-	s.used = 0
-	s.hash = 0x9e3779b97f4a7c15 ^ uint64(s.half)
+	s.host, s.at, s.used = host, off, 0
+	s.hash = 0x9e3779b97f4a7c15
 	return nil
 }
 
@@ -273,13 +269,13 @@ func (s *recorder) arenaArg(data []byte) (p cu.DevicePtr, ok bool) {
 	if !s.rec {
 		return 0, false
 	}
-	off := (s.used + arenaAlign - 1) &^ (arenaAlign - 1)
-	if off+len(data) > len(s.host[s.half]) {
+	off := (s.used + stageAlign - 1) &^ (stageAlign - 1)
+	if off+len(data) > len(s.host) {
 		return 0, false
 	}
-	copy(s.host[s.half][off:], data)
+	copy(s.host[off:], data)
 	s.used = off + len(data)
-	return s.dev[s.half].Offset(off), true
+	return s.dev.Offset(off), true
 }
 
 // flush issues what was recorded directly and ends recording for the rest
@@ -298,20 +294,31 @@ func (s *recorder) flush() error {
 
 // issue queues the step directly: the arena copy and the tape.
 func (s *recorder) issue() error {
-	if _, err := s.queueTape(); err != nil {
+	if err := s.upload(); err != nil {
 		return err
 	}
-	return s.d.markHalf(s.half)
+	_, err := s.queueTape()
+	return err
 }
 
-// queueTape queues the arena copy and then every recorded entry (directly
-// or into the graph being captured). forked reports whether the side
-// stream may have been forked (a fork was issued, or failed, and no join
-// succeeded after it) when queueTape returned.
-func (s *recorder) queueTape() (forked bool, err error) {
-	if err := s.d.uploadArena(s.half, s.used); err != nil {
-		return false, err
+// upload queues the copy of the step's arena to the device. It comes
+// before the step's work on the main stream, outside any capture, and the
+// arena's device side is rewritten only after the step before has read it
+// (stream order).
+func (s *recorder) upload() error {
+	host := s.host
+	s.host = nil // the staging ring may hand these bytes out again once copied
+	if host == nil {
+		return nil
 	}
+	return s.d.uploadArena(s.at, s.used)
+}
+
+// queueTape queues every recorded entry (directly or into the graph being
+// captured). forked reports whether the side stream may have been forked
+// (a fork was issued, or failed, and no join succeeded after it) when
+// queueTape returned.
+func (s *recorder) queueTape() (forked bool, err error) {
 	for i := range s.tape {
 		e := &s.tape[i]
 		if e.kind == opFork {
@@ -345,11 +352,14 @@ func (s *recorder) end() error {
 	}
 	if k != nil && k.exec != 0 {
 		s.misses = 0
+		if err := s.upload(); err != nil {
+			return err
+		}
 		if err := s.d.launch(k.exec); err != nil {
 			return err
 		}
 		s.stats.Replays++
-		return s.d.markHalf(s.half)
+		return nil
 	}
 	s.misses++
 	if s.misses > missLimit {
@@ -363,6 +373,9 @@ func (s *recorder) end() error {
 		s.stats.Direct++
 		return s.issue()
 	}
+	if err := s.upload(); err != nil {
+		return err
+	}
 	exec, err := s.capture()
 	if err != nil {
 		s.switchOff(fmt.Sprintf("capturing a step failed: %v", err))
@@ -374,10 +387,7 @@ func (s *recorder) end() error {
 	}
 	k.exec = exec
 	s.stats.Captures++
-	if err := s.d.launch(exec); err != nil {
-		return err
-	}
-	return s.d.markHalf(s.half)
+	return s.d.launch(exec)
 }
 
 // capture issues the tape under stream capture and instantiates the graph.
@@ -415,7 +425,7 @@ func (s *recorder) capture() (cu.GraphExec, error) {
 // lookup returns the known tape identical to the one recorded, or nil.
 func (s *recorder) lookup() *knownTape {
 	for _, k := range s.known {
-		if k.hash != s.hash || k.half != s.half || k.used != s.used || len(k.tape) != len(s.tape) {
+		if k.hash != s.hash || k.used != s.used || len(k.tape) != len(s.tape) {
 			continue
 		}
 		same := true
@@ -448,7 +458,7 @@ func (s *recorder) remember() {
 		s.known = append(s.known[:old], s.known[old+1:]...)
 	}
 	s.known = append(s.known, &knownTape{
-		hash: s.hash, half: s.half, used: s.used, tape: append([]entry(nil), s.tape...), stamp: s.clock,
+		hash: s.hash, used: s.used, tape: append([]entry(nil), s.tape...), stamp: s.clock,
 	})
 }
 

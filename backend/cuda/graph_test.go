@@ -161,18 +161,16 @@ func TestRecorderReplaysWithNewArguments(t *testing.T) {
 	for i := range 10 {
 		g.readStep(i)
 	}
-	// One tape per arena half: each runs directly the first time (steps 1
-	// and 2), is captured the second (steps 3 and 4), and every later step
-	// is a replay.
-	st := g.stats(2, 2, 6)
-	if !st.Enabled || st.Cached != 2 || st.Off != "" {
+	// One tape: it runs directly the first time, is captured the second,
+	// and every later step is a replay with its own key.
+	st := g.stats(1, 1, 8)
+	if !st.Enabled || st.Cached != 1 || st.Off != "" {
 		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	// The kernel was launched four times: twice directly, twice into a
-	// capture; the 8 graph launches (2 after their capture, 6 replays) ran
-	// the rest.
-	if c := g.counters(); c != nil && (c["kernel_launches"] != 4 || c["graph_launches"] != 8 || c["captures"] != 2) {
-		t.Fatalf("%d kernel launches, %d graph launches, %d captures; want 4, 8, 2", c["kernel_launches"], c["graph_launches"], c["captures"])
+	// The kernel was launched twice: once directly, once into the capture;
+	// the 9 graph launches (1 after its capture, 8 replays) ran the rest.
+	if c := g.counters(); c != nil && (c["kernel_launches"] != 2 || c["graph_launches"] != 9 || c["captures"] != 1) {
+		t.Fatalf("%d kernel launches, %d graph launches, %d captures; want 2, 9, 1", c["kernel_launches"], c["graph_launches"], c["captures"])
 	}
 }
 
@@ -188,8 +186,8 @@ func TestRecorderCapturesADifferentStep(t *testing.T) {
 	if got := g.value(g.x); got != 9 {
 		t.Fatalf("sum %v, want 9", got)
 	}
-	// Each half always sees the same increment here: 2 tapes, each run
-	// directly once, then captured, then replayed (steps 5 and 6).
+	// 2 tapes, each run directly once (steps 1 and 2), then captured (3
+	// and 4), then replayed (5 and 6).
 	g.stats(2, 2, 2)
 	for range 3 {
 		g.b.BeginGraph()
@@ -199,9 +197,9 @@ func TestRecorderCapturesADifferentStep(t *testing.T) {
 	if got := g.value(g.x); got != 309 {
 		t.Fatalf("sum %v, want 309", got)
 	}
-	// The new increment is a new tape on each half: its first run on
-	// either half is direct (steps 7 and 8) and only step 9 captures it.
-	g.stats(4, 3, 2)
+	// The new increment is a new tape: step 7 runs it directly, step 8
+	// captures it, step 9 replays it.
+	g.stats(3, 3, 3)
 }
 
 func TestRecorderUploadInsideAStep(t *testing.T) {
@@ -216,9 +214,9 @@ func TestRecorderUploadInsideAStep(t *testing.T) {
 			t.Fatalf("step %d: read %v, want %v", i, got, want)
 		}
 	}
-	// The uploads travelled in the arena: steps 3 and 4 were captured and
-	// step 5 replayed with its own values.
-	g.stats(2, 2, 1)
+	// The uploads travelled in the arena: step 2 was captured and steps 3
+	// to 5 replayed, each with its own values.
+	g.stats(1, 1, 3)
 	if _, ok := g.b.graphs.arenaArg([]byte{1, 2, 3, 4}); ok {
 		t.Fatal("arenaArg outside a step")
 	}
@@ -246,17 +244,17 @@ func TestRecorderFlushRunsTheStepDirectly(t *testing.T) {
 		t.Fatalf("after the flushed step: %v, want %v", got, want)
 	}
 	g.readStep(5)
-	// Direct: the first runs of the two tapes (steps 1 and 2) and the
-	// flushed step 3. Step 4 repeats step 2's tape (same half, same
-	// work), so it is captured; nothing has been replayed yet.
-	g.stats(3, 1, 0)
+	// Direct: the tape's first run (step 1) and the flushed step 3. Step 2
+	// captured the tape and step 5 replays it (the flushed step, with its
+	// random numbers for y, is not the same work).
+	g.stats(2, 1, 1)
 }
 
 func TestRecorderArgumentTooBigForTheArena(t *testing.T) {
 	g := newGraphRig(t, true)
-	// An upload bigger than an arena half is copied directly, after the
-	// step so far.
-	big := make([]float32, arenaHalf/4+1)
+	// An upload bigger than the arena is copied directly, after the step
+	// so far.
+	big := make([]float32, arenaBytes/4+1)
 	for i := range big {
 		big[i] = float32(i % 1000)
 	}
@@ -278,7 +276,7 @@ func TestRecorderArgumentTooBigForTheArena(t *testing.T) {
 	g.stats(1, 0, 0)
 	// A key that no longer fits the arena (uploads filled it) makes the
 	// step go directly too.
-	fill := make([]float32, arenaHalf/4-2)
+	fill := make([]float32, arenaBytes/4-2)
 	fillBuf, err := g.b.Alloc(len(fill))
 	if err != nil {
 		t.Fatal(err)
@@ -307,10 +305,10 @@ func TestRecorderCaptureFailureSwitchesGraphsOff(t *testing.T) {
 		g.readStep(i)
 	}
 	st := g.b.GraphStats()
-	// Steps 1 and 2 are first runs (direct, no capture attempted); step 3
-	// is the first capture, which fails and runs directly; step 4 runs
+	// Step 1 is the first run (direct, no capture attempted); step 2 is
+	// the first capture, which fails and runs directly; steps 3 and 4 run
 	// with graphs off, which GraphStats does not count.
-	if st.Enabled || !strings.Contains(st.Off, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED") || st.Direct != 3 || st.Captures != 0 {
+	if st.Enabled || !strings.Contains(st.Off, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED") || st.Direct != 2 || st.Captures != 0 {
 		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
 	if !strings.HasPrefix(g.b.GraphSummary(), "off (capturing a step failed") {
@@ -364,25 +362,24 @@ func TestRecorderEvictsAndInvalidates(t *testing.T) {
 		g.add(g.x, float32(k))
 		g.b.EndGraph()
 	}
-	// maxGraphs+2 distinct tapes, each used three times in a row on both
-	// halves: run directly, captured, replayed. (Twice would not do: a
-	// tape's first run and its capture are both misses, so four in a row
-	// per tape, never reset by a replay, would switch graphs off.)
+	// maxGraphs+2 distinct tapes, each used three times in a row: run
+	// directly, captured, replayed. (Twice would not do: a tape's first
+	// run and its capture are both misses, so two in a row per tape, never
+	// reset by a replay, would soon switch graphs off.)
 	owner := map[cu.GraphExec]int{} // the tape each graph was captured from (the driver may reuse a handle)
 	for k := range maxGraphs + 2 {
-		for range 6 {
+		for range 3 {
 			step(k)
 		}
-		for _, kt := range g.b.graphs.known[len(g.b.graphs.known)-2:] {
-			if kt.exec == 0 {
-				t.Fatalf("tape %d was not captured", k)
-			}
-			owner[kt.exec] = k
+		kt := g.b.graphs.known[len(g.b.graphs.known)-1]
+		if kt.exec == 0 {
+			t.Fatalf("tape %d was not captured", k)
 		}
+		owner[kt.exec] = k
 	}
 	want := float32(0)
 	for k := range maxGraphs + 2 {
-		want += float32(6 * k)
+		want += float32(3 * k)
 	}
 	if got := g.value(g.x); got != want {
 		t.Fatalf("sum %v, want %v", got, want)
@@ -391,10 +388,10 @@ func TestRecorderEvictsAndInvalidates(t *testing.T) {
 	if len(g.b.graphs.known) != maxGraphs || st.Cached != maxGraphs {
 		t.Fatalf("%d tapes known, %d graphs kept, want %d", len(g.b.graphs.known), st.Cached, maxGraphs)
 	}
-	g.stats(2*(maxGraphs+2), 2*(maxGraphs+2), 2*(maxGraphs+2))
+	g.stats(maxGraphs+2, maxGraphs+2, maxGraphs+2)
 	// The least recently used tapes went with their graphs: of all graphs
-	// ever captured, exactly those of the tapes kept (the last maxGraphs/2,
-	// one per half) are alive.
+	// ever captured, exactly those of the tapes kept (the last maxGraphs)
+	// are alive.
 	kept := map[cu.GraphExec]bool{}
 	for _, kt := range g.b.graphs.known {
 		kept[kt.exec] = true
@@ -429,29 +426,23 @@ func TestRecorderEvictsAndInvalidates(t *testing.T) {
 		}
 	}
 	// The tapes stay known: they ran outside a capture before, so the
-	// last one is captured again at once on both halves, not run directly.
+	// last one is captured again at once, not run directly.
 	step(maxGraphs + 1)
-	step(maxGraphs + 1)
-	g.stats(2*(maxGraphs+2), 2*(maxGraphs+2)+2, 2*(maxGraphs+2))
-	if st := g.b.GraphStats(); st.Cached != 2 {
-		t.Fatalf("after the captures: %d graphs kept", st.Cached)
+	g.stats(maxGraphs+2, maxGraphs+3, maxGraphs+2)
+	if st := g.b.GraphStats(); st.Cached != 1 {
+		t.Fatalf("after the capture: %d graphs kept", st.Cached)
 	}
-	want += 2 * float32(maxGraphs+1)
+	want += float32(maxGraphs + 1)
 	if got := g.value(g.x); got != want {
 		t.Fatalf("sum %v after invalidate, want %v", got, want)
 	}
 	// The oldest tape kept, used again, is the most recently used: a new
 	// tape takes the place of the next oldest.
-	oldest := maxGraphs + 2 - maxGraphs/2
+	oldest := maxGraphs + 2 - maxGraphs
 	step(oldest)
-	step(oldest)
-	var again []cu.GraphExec
-	for _, kt := range g.b.graphs.known[:2] {
-		again = append(again, kt.exec)
-	}
+	again := []cu.GraphExec{g.b.graphs.known[0].exec}
 	step(maxGraphs + 2)
-	step(maxGraphs + 2)
-	want += 2*float32(oldest) + 2*float32(maxGraphs+2)
+	want += float32(oldest) + float32(maxGraphs+2)
 	if got := g.value(g.x); got != want {
 		t.Fatalf("sum %v, want %v", got, want)
 	}
@@ -475,26 +466,23 @@ func TestRecorderComparesTapesExactly(t *testing.T) {
 		g.add(g.y, 1)
 		g.b.EndGraph()
 	}
-	for range 4 {
-		step(1) // both halves captured
+	for range 2 {
+		step(1) // run, then captured
 	}
 	g.b.BeginGraph()
 	g.add(g.x, 2)
 	g.add(g.y, 1)
-	// Make the half's known tape look like this one to the hash.
+	// Make the known tape look like this one to the hash.
 	rec := g.b.graphs
-	var impostor *knownTape
-	for _, k := range rec.known {
-		if k.half == rec.half {
-			impostor = k
-		}
+	if len(rec.known) != 1 || rec.known[0].exec == 0 {
+		t.Fatalf("%d tapes known, want 1 captured", len(rec.known))
 	}
-	impostor.hash = rec.hash
+	rec.known[0].hash = rec.hash
 	g.b.EndGraph()
-	if x := g.value(g.x); x != 6 {
+	if x := g.value(g.x); x != 4 {
 		t.Fatalf("X = %v: the step ran another tape's graph", x)
 	}
-	g.stats(3, 2, 0)
+	g.stats(2, 1, 0)
 }
 
 func TestRecorderWithoutGraphs(t *testing.T) {
@@ -552,7 +540,7 @@ func BenchmarkStepperReplay(bm *testing.B) {
 		}
 		b.EndGraph()
 	}
-	for range 4 { // each half: a direct first run, then the capture
+	for range 2 { // a direct first run, then the capture
 		step()
 	}
 	bm.ResetTimer()
@@ -563,7 +551,7 @@ func BenchmarkStepperReplay(bm *testing.B) {
 		bm.Fatal(err)
 	}
 	bm.StopTimer()
-	if st := b.GraphStats(); st.Captures != 2 {
+	if st := b.GraphStats(); st.Captures != 1 {
 		bm.Fatalf("graphs: %s", b.GraphSummary())
 	}
 }
@@ -595,16 +583,16 @@ func TestRecorderSideWorkIsForkedAndJoined(t *testing.T) {
 			t.Fatalf("step %d: R = %v after the join, want %d", i, r, i)
 		}
 	}
-	// Per half: a direct first run, a capture, a replay.
-	g.stats(2, 2, 2)
+	// A direct first run, a capture, then replays.
+	g.stats(1, 1, 4)
 	// Without an explicit join, the end of the step joins: the capture
 	// would fail otherwise, and the copy is done when the step is.
 	g2 := newGraphRig(t, true)
 	for range 5 {
 		g2.sideStep(false)
 	}
-	// Steps 1 and 2 run directly, 3 and 4 are captured, 5 is replayed.
-	if st := g2.stats(2, 2, 1); !st.Enabled {
+	// Step 1 runs directly, 2 is captured, 3 to 5 are replayed.
+	if st := g2.stats(1, 1, 3); !st.Enabled {
 		t.Fatalf("graphs: %s", g2.b.GraphSummary())
 	}
 	if y := g2.value(g2.y); y != 5 {
@@ -626,13 +614,14 @@ func TestRecorderSideFlagIsPartOfTheTape(t *testing.T) {
 		g.b.EndGraph()
 	}
 	for range 6 {
-		step(false) // 2 direct first runs, 2 graphs, 2 replays
+		step(false) // a direct first run, a capture, 4 replays
 	}
 	step(true)
 	step(true)
-	// The side-stream steps are new tapes: direct first runs. Had they
-	// matched the main-stream tapes, they would have been replays.
-	g.stats(4, 2, 2)
+	// The side-stream steps are a new tape: a direct first run and a
+	// capture. Had they matched the main-stream tape, they would have
+	// been replays.
+	g.stats(2, 2, 4)
 	if x := g.value(g.x); x != 8 {
 		t.Fatalf("X = %v, want 8", x)
 	}
@@ -700,31 +689,29 @@ func TestRecorderFirstRunOfANewTapeIsDirect(t *testing.T) {
 		g.b.EndGraph()
 	}
 	step(1)
-	step(1)
-	if c := g.counters(); c != nil && (c["captures"] != 0 || c["kernel_launches"] != 6) {
-		t.Fatalf("the first run of each half's tape: %d captures, %d kernel launches; want 0, 6", c["captures"], c["kernel_launches"])
+	if c := g.counters(); c != nil && (c["captures"] != 0 || c["kernel_launches"] != 3) {
+		t.Fatalf("the first run of the tape: %d captures, %d kernel launches; want 0, 3", c["captures"], c["kernel_launches"])
 	}
-	for range 4 {
+	for range 3 {
 		step(1)
 	}
-	if st := g.stats(2, 2, 2); !st.Enabled {
+	if st := g.stats(1, 1, 2); !st.Enabled {
 		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
-	// A different increment is a new tape: run directly on each half,
-	// even amid replays, then captured; the old graphs stay.
+	// A different increment is a new tape: run directly, even amid
+	// replays, then captured; the old graph stays.
 	step(5)
-	step(5)
-	if st := g.stats(4, 2, 2); st.Cached != 2 {
+	if st := g.stats(2, 1, 2); st.Cached != 1 {
 		t.Fatalf("a new tape amid replays: %s", g.b.GraphSummary())
 	}
 	step(5)
 	step(1)
-	if st := g.stats(4, 3, 3); !st.Enabled || st.Cached != 3 {
+	if st := g.stats(2, 2, 3); !st.Enabled || st.Cached != 2 {
 		t.Fatalf("graphs: %s", g.b.GraphSummary())
 	}
 	for _, q := range []backend.Buf{g.x, g.y, g.z} {
-		if v := g.value(q); v != 22 {
-			t.Fatalf("X, Y, Z = %v, %v, %v, want 22 each", g.value(g.x), g.value(g.y), g.value(g.z))
+		if v := g.value(q); v != 15 {
+			t.Fatalf("X, Y, Z = %v, %v, %v, want 15 each", g.value(g.x), g.value(g.y), g.value(g.z))
 		}
 	}
 }
@@ -767,25 +754,24 @@ func TestRecorderAbortedCaptureJoinsTheSideStream(t *testing.T) {
 					t.Fatalf("after %v steps: X, Y, Z = %v, %v, %v, want %v, %v, %v", n, x, y, z, n, wantY(n), 10*n)
 				}
 			}
-			step()
-			step() // the first runs: direct
+			step() // the first run: direct
 			setFaults(t, "fail=cuLaunchKernel@2")
 			step() // captured: the failed launch aborts the capture
 			setFaults(t, "")
-			check(3)
+			check(2)
 			for _, s := range []cu.Stream{g.b.stream, g.b.side.stream} {
 				if st, err := cu.StreamIsCapturing(s); err != nil || st != cu.CaptureStatusNone {
 					t.Fatalf("a stream is left capturing: status %d, %v", st, err)
 				}
 			}
 			st := g.b.GraphStats()
-			if st.Enabled || !strings.Contains(st.Off, "cuLaunchKernel") || !strings.Contains(st.Off, injected) || st.Captures != 0 || st.Direct != 3 || st.Cached != 0 {
+			if st.Enabled || !strings.Contains(st.Off, "cuLaunchKernel") || !strings.Contains(st.Off, injected) || st.Captures != 0 || st.Direct != 2 || st.Cached != 0 {
 				t.Fatalf("graphs: %s", g.b.GraphSummary())
 			}
 			for range 3 {
 				step()
 			}
-			check(6)
+			check(5)
 			if g.b.graphs.sideOpen || g.b.graphs.side {
 				t.Fatal("side section open after the steps")
 			}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"unsafe"
 
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/cu"
@@ -144,14 +143,19 @@ var errNoSide = errors.New("side-stream work without a side stream (Options.NoOv
 
 var errUnknownEntry = errors.New("unknown entry kind")
 
-func (b *Backend) uploadArena(h, n int) error {
-	if n == 0 {
-		return nil
+func (b *Backend) reserveArena() ([]byte, int, error) {
+	off, err := b.stage.reserve(arenaBytes)
+	if err != nil {
+		return nil, 0, err
 	}
-	return cu.MemcpyHtoDAsync(b.arena.dev.Offset(h*arenaHalf), b.arena.host[h], n, b.stream)
+	return b.stage.buf[off : off+arenaBytes], off, nil
 }
 
-func (b *Backend) eagerArg(data []byte) (cu.DevicePtr, error) { return b.args.put(b.stream, data) }
+func (b *Backend) uploadArena(off, n int) error {
+	return b.stage.upload(b.stream, b.arena, off, n)
+}
+
+func (b *Backend) eagerArg(data []byte) (cu.DevicePtr, error) { return b.stage.put(b.stream, data) }
 
 func (b *Backend) beginCapture() error {
 	return cu.StreamBeginCapture(b.stream, cu.CaptureModeThreadLocal)
@@ -206,68 +210,9 @@ func (b *Backend) launch(g cu.GraphExec) error { return cu.GraphLaunch(g, b.stre
 
 func (b *Backend) destroy(g cu.GraphExec) { cu.GraphExecDestroy(g) }
 
-func (b *Backend) markHalf(h int) error {
-	b.arena.used[h] = true
-	return b.arena.ev[h].Record(b.stream)
-}
-
-func (b *Backend) waitHalf(h int) error {
-	if !b.arena.used[h] {
-		return nil
-	}
-	return b.arena.ev[h].Synchronize()
-}
-
-// arenaHalf is the size of each half of the argument arena: enough for the
-// keys and Adam tables of a step and for a few mini-batches uploaded
-// inside one.
-const arenaHalf = 4 << 20
-
-// argArena is the memory behind the recorder's arena: two pinned host
-// halves, their device twin, and an event per half marking the last work
-// that read it.
-type argArena struct {
-	host [2]unsafe.Pointer
-	dev  cu.DevicePtr
-	ev   [2]cu.Event
-	used [2]bool
-}
-
-func (a *argArena) init(b *Backend) error {
-	var err error
-	if a.dev, err = b.rawAlloc(2 * arenaHalf); err != nil {
-		return err
-	}
-	for i := range a.host {
-		if a.host[i], err = cu.MemHostAlloc(arenaHalf, 0); err != nil {
-			return err
-		}
-		if a.ev[i], err = cu.EventCreate(cu.EventDisableTiming); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (a *argArena) hostHalves() [2][]byte {
-	return [2][]byte{unsafe.Slice((*byte)(a.host[0]), arenaHalf), unsafe.Slice((*byte)(a.host[1]), arenaHalf)}
-}
-
-func (a *argArena) devHalves() [2]cu.DevicePtr {
-	return [2]cu.DevicePtr{a.dev, a.dev.Offset(arenaHalf)}
-}
-
-// close frees the host halves and events; the device twin goes with the
-// backend's other allocations.
-func (a *argArena) close() {
-	for i := range a.host {
-		if a.host[i] != nil {
-			cu.MemFreeHost(a.host[i])
-			a.host[i] = nil
-		}
-		if a.ev[i] != 0 {
-			a.ev[i].Destroy()
-			a.ev[i] = 0
-		}
-	}
-}
+// arenaBytes is the size of the argument arena of a recorded step: enough
+// for the keys and Adam tables of a step and for a few mini-batches
+// uploaded inside one. Its host side is taken from the staging ring at
+// the start of each step; its device side is one allocation, the same for
+// every step, so that a graph captured from one step replays another.
+const arenaBytes = 4 << 20

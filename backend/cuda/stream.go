@@ -19,8 +19,12 @@ var _ backend.Streamer = (*Backend)(nil)
 
 // fenceEvents is the number of fences that can be told apart; waiting on
 // an older one waits on a newer point instead, which is later, so still
-// correct.
-const fenceEvents = 8
+// correct. The trainer takes two fences per iteration and waits on them
+// up to a log window later (train/trainer.go, at most maxLag iterations):
+// the ring keeps them apart over that span, so that a wait for an old
+// iteration does not wait for the newest. The events are created when
+// first used.
+const fenceEvents = 1024
 
 type copier struct {
 	stream cu.Stream
@@ -35,15 +39,8 @@ func (c *copier) init() error {
 	if c.stream, err = cu.StreamCreate(cu.StreamNonBlocking); err != nil {
 		return err
 	}
-	if c.done, err = cu.EventCreate(cu.EventDisableTiming); err != nil {
-		return err
-	}
-	for i := range c.fences {
-		if c.fences[i], err = cu.EventCreate(cu.EventDisableTiming); err != nil {
-			return err
-		}
-	}
-	return nil
+	c.done, err = cu.EventCreate(cu.EventDisableTiming)
+	return err
 }
 
 func (c *copier) close() {
@@ -90,8 +87,20 @@ func (b *Backend) Fence() backend.Fence {
 // mark records the next fence event on the compute stream.
 func (b *Backend) mark(op string) backend.Fence {
 	c := &b.copy
+	e := &c.fences[(c.seq+1)%fenceEvents]
+	if *e == 0 {
+		ev, err := cu.EventCreate(cu.EventDisableTiming)
+		if err != nil {
+			b.fail(op, err)
+			return 0
+		}
+		*e = ev
+	}
+	if err := e.Record(b.stream); err != nil {
+		b.fail(op, err)
+		return 0
+	}
 	c.seq++
-	b.fail(op, c.fences[c.seq%fenceEvents].Record(b.stream))
 	return backend.Fence(c.seq)
 }
 
