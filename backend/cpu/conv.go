@@ -52,49 +52,57 @@ func validRange(n, stride, off, size int) (lo, hi int) {
 
 // im2col fills col [C·R·S, N·P·Q] from x [N, C, H, W].
 func (b *Backend[T]) im2col(g backend.ConvGeom, x, col []T) {
+	if x32, ok := any(x).([]float32); ok {
+		col32 := any(col).([]float32)
+		b.parallel(g.C*g.R*g.S, func(lo, hi int) { im2colRows32(g, x32, col32, lo, hi) })
+		return
+	}
+	b.parallel(g.C*g.R*g.S, func(lo, hi int) { im2colRows(g, x, col, lo, hi) })
+}
+
+// im2colRows fills rows [lo, hi) of col: row (c, r, s) holds, for each
+// output position (n, p, q), the input value under tap (r, s) of channel
+// c, or 0 in the padding. The float32 backend uses im2colRows32, which
+// moves the same values.
+func im2colRows[T Float](g backend.ConvGeom, x, col []T, lo, hi int) {
 	pq := g.P * g.Q
 	npq := g.N * pq
-	b.parallel(g.C*g.R*g.S, func(lo, hi int) {
-		for row := lo; row < hi; row++ {
-			c, rs := row/(g.R*g.S), row%(g.R*g.S)
-			r, s := rs/g.S, rs%g.S
-			q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
-			p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
-			dst := col[row*npq : (row+1)*npq]
-			for n := 0; n < g.N; n++ {
-				plane := x[(n*g.C+c)*g.H*g.W : (n*g.C+c+1)*g.H*g.W]
-				o := dst[n*pq : (n+1)*pq]
-				clear(o[:p0*g.Q])
-				clear(o[p1*g.Q:])
-				for p := p0; p < p1; p++ {
-					h := p*g.Stride + r - g.Pad
-					line := o[p*g.Q : (p+1)*g.Q]
-					clear(line[:q0])
-					clear(line[q1:])
-					src := plane[h*g.W : (h+1)*g.W]
-					off := s - g.Pad
-					if g.Stride == 1 {
-						copy(line[q0:q1], src[q0+off:q1+off])
-						continue
-					}
-					for q := q0; q < q1; q++ {
-						line[q] = src[q*g.Stride+off]
-					}
+	for row := lo; row < hi; row++ {
+		c, rs := row/(g.R*g.S), row%(g.R*g.S)
+		r, s := rs/g.S, rs%g.S
+		q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
+		p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
+		dst := col[row*npq : (row+1)*npq]
+		for n := 0; n < g.N; n++ {
+			plane := x[(n*g.C+c)*g.H*g.W : (n*g.C+c+1)*g.H*g.W]
+			o := dst[n*pq : (n+1)*pq]
+			clear(o[:p0*g.Q])
+			clear(o[p1*g.Q:])
+			for p := p0; p < p1; p++ {
+				h := p*g.Stride + r - g.Pad
+				line := o[p*g.Q : (p+1)*g.Q]
+				clear(line[:q0])
+				clear(line[q1:])
+				src := plane[h*g.W : (h+1)*g.W]
+				off := s - g.Pad
+				if g.Stride == 1 {
+					copy(line[q0:q1], src[q0+off:q1+off])
+					continue
+				}
+				for q := q0; q < q1; q++ {
+					line[q] = src[q*g.Stride+off]
 				}
 			}
 		}
-	})
+	}
 }
 
 // col2im adds col [C·R·S, N·P·Q] into dx [N, C, H, W] (after scaling dx by
 // beta). Each (n, c) plane is written by one worker only.
 func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
-	pq := g.P * g.Q
-	npq := g.N * pq
 	hw := g.H * g.W
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
-			n, c := nc/g.C, nc%g.C
 			plane := dx[nc*hw : (nc+1)*hw]
 			if beta == 0 {
 				clear(plane)
@@ -103,24 +111,43 @@ func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
 					plane[i] *= T(beta)
 				}
 			}
-			for r := 0; r < g.R; r++ {
-				p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
-				for s := 0; s < g.S; s++ {
-					q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
-					src := col[((c*g.R+r)*g.S+s)*npq+n*pq:]
-					for p := p0; p < p1; p++ {
-						h := p*g.Stride + r - g.Pad
-						line := plane[h*g.W : (h+1)*g.W]
-						off := s - g.Pad
-						from := src[p*g.Q : (p+1)*g.Q]
-						for q := q0; q < q1; q++ {
-							line[q*g.Stride+off] += from[q]
-						}
+		}
+		if col32, ok := any(col).([]float32); ok {
+			col2imPlanes32(g, col32, any(dx).([]float32), lo, hi)
+			return
+		}
+		col2imPlanes(g, col, dx, lo, hi)
+	})
+}
+
+// col2imPlanes adds col into the (n, c) planes [lo, hi) of dx: each tap
+// (r, s) of each output position adds its column value to the input value
+// under it, taps in order r, s, then positions p, q. The float32 backend
+// uses col2imPlanes32, which adds in the same order.
+func col2imPlanes[T Float](g backend.ConvGeom, col, dx []T, lo, hi int) {
+	pq := g.P * g.Q
+	npq := g.N * pq
+	hw := g.H * g.W
+	for nc := lo; nc < hi; nc++ {
+		n, c := nc/g.C, nc%g.C
+		plane := dx[nc*hw : (nc+1)*hw]
+		for r := 0; r < g.R; r++ {
+			p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
+			for s := 0; s < g.S; s++ {
+				q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
+				src := col[((c*g.R+r)*g.S+s)*npq+n*pq:]
+				for p := p0; p < p1; p++ {
+					h := p*g.Stride + r - g.Pad
+					line := plane[h*g.W : (h+1)*g.W]
+					off := s - g.Pad
+					from := src[p*g.Q : (p+1)*g.Q]
+					for q := q0; q < q1; q++ {
+						line[q*g.Stride+off] += from[q]
 					}
 				}
 			}
 		}
-	})
+	}
 }
 
 // nchwToKM copies y [N, K, P·Q] to t [K, N·P·Q].
