@@ -264,6 +264,10 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 			v := bd[plane%c]
 			switch act {
 			case backend.ActLeakyReLU:
+				if p32, ok := any(p).([]float32); ok {
+					leaky32(p32, float32(v), float32(s))
+					continue
+				}
 				for j := range p {
 					x := p[j] + v
 					if x < 0 {

@@ -81,3 +81,54 @@ func firstDiff(a, b []float32) int {
 	}
 	return -1
 }
+
+// The branch-free float32 LeakyReLU, its backward and BiasAct's leaky
+// case give the branching loops' bits, signed zeros, infinities, NaNs and
+// subnormals included.
+func TestLeakyWithoutBranchesMatchesTheLoops(t *testing.T) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), -float32(math.NaN()), math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.MaxFloat32, -math.MaxFloat32}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	x := append([]float32(nil), special...)
+	for range 1000 {
+		x = append(x, float32(rnd.NormFloat64()))
+	}
+	for _, v := range []float32{0, 0.5, -0.25, float32(math.Copysign(0, -1))} {
+		for _, s := range []float32{0.2, 0, -3, float32(math.Inf(1))} {
+			want := append([]float32(nil), x...)
+			for j := range want {
+				y := want[j] + v
+				if y < 0 {
+					y *= s
+				}
+				want[j] = y
+			}
+			got := append([]float32(nil), x...)
+			leaky32(got, v, s)
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("leaky32 bias %v slope %v: value %d (%v): %v, want %v", v, s, i, x[i], got[i], want[i])
+			}
+		}
+	}
+	for _, s := range []float32{0.2, -1, float32(math.NaN())} {
+		for _, y := range [][]float32{x, special} {
+			g := make([]float32, len(y))
+			for i := range g {
+				g[i] = special[i%len(special)]
+				if i%3 == 0 {
+					g[i] = float32(rnd.NormFloat64())
+				}
+			}
+			want := append([]float32(nil), g...)
+			for i, v := range y {
+				if v <= 0 {
+					want[i] *= s
+				}
+			}
+			leakyBackward32(y, g, s)
+			if i := firstDiff(g, want); i >= 0 {
+				t.Fatalf("leakyBackward32 slope %v: value %d (y %v): %v, want %v", s, i, y[i], g[i], want[i])
+			}
+		}
+	}
+}
