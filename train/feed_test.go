@@ -300,10 +300,10 @@ func TestLagShorterThanTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.lag != 10 {
-		t.Fatalf("lag %d for a window of 10 small batches, want 10", tr.lag)
+	if tr.depth != 10 {
+		t.Fatalf("lag %d for a window of 10 small batches, want 10", tr.depth)
 	}
-	tr.lag = 3
+	tr.depth = 3
 	most := 0
 	s.onFence = func(int) { most = max(most, len(s.reads)) } // downloads not waited for
 	if _, err := tr.Run(context.Background()); err != nil {

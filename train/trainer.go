@@ -179,7 +179,7 @@ type Trainer struct {
 	pos     Position
 	enc     *eval.FrozenEncoder
 	win, ep window // the iterations not yet logged, and those of the epoch so far
-	lag     int    // iterations whose numbers may be unread at once (lagDepth)
+	depth   int    // iterations whose numbers may be unread at once (lagDepth)
 
 	// Samples lists the image files written so far.
 	Samples []string
@@ -291,9 +291,9 @@ func (t *Trainer) buildModel() error {
 	}
 	spec := model.Spec{C: t.Train.C, NF: cfg.Model.NF, NZ: cfg.Model.NZ, Batch: cfg.Train.Batch}
 	batchLen := spec.Batch * spec.C * model.ImageSize * model.ImageSize
-	t.lag = lagDepth(cfg.Train.LogEvery, batchLen*4)
+	t.depth = lagDepth(cfg.Train.LogEvery, batchLen*4)
 	popt := phases.Options{
-		StatSlots:         t.lag + 1,
+		StatSlots:         t.depth + 1,
 		Seed:              cfg.Seed,
 		AdamE:             backend.AdamHyper{LR: cfg.Train.LRE, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
 		AdamG:             backend.AdamHyper{LR: cfg.Train.LRG, Beta1: cfg.Train.Beta1, Beta2: cfg.Train.Beta2, Eps: cfg.Train.Eps},
@@ -303,7 +303,7 @@ func (t *Trainer) buildModel() error {
 	if t.Model, err = phases.New(t.b, spec, cond, popt); err != nil {
 		return err
 	}
-	t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, batchLen, t.lag)
+	t.feed, err = newFeeder(t.b, t.Train, spec.Batch, cfg.Seed, batchLen, t.depth)
 	return err
 }
 
@@ -497,7 +497,7 @@ type runState struct {
 	// On backends that copy behind the host (backend.AsyncReader), lag is
 	// true and the iterations' numbers are read once per log window: the
 	// host queues the iterations of a window without waiting for the
-	// device (up to t.lag of them, lagDepth), so the device never waits
+	// device (up to t.depth of them, lagDepth), so the device never waits
 	// for the host. Before anything that needs them (a log line, a
 	// checkpoint, the end of an epoch or of the run, an interrupt) they
 	// are all read: every record and checkpoint is the same as with a
@@ -551,7 +551,7 @@ func (t *Trainer) Run(ctx context.Context) (_ Summary, runErr error) {
 	r.lastLog = time.Now()
 	r.lastIter = t.pos.Iter
 	r.lag = t.Model.AsyncStats()
-	r.pend = make([]pendingIter, 0, t.lag+1)
+	r.pend = make([]pendingIter, 0, t.depth+1)
 	for t.pos.Epoch < cfg.Train.Epochs {
 		for t.pos.Index < r.bpe {
 			if cfg.Train.MaxIters > 0 && t.pos.Iter >= cfg.Train.MaxIters {
@@ -628,10 +628,10 @@ func (t *Trainer) iteration(ctx context.Context, r *runState) error {
 		if err := t.settle(r, 0); err != nil {
 			return err
 		}
-	case len(r.pend) > t.lag:
+	case len(r.pend) > t.depth:
 		// A window longer than the lag allows: the oldest numbers now,
 		// while the newer iterations compute.
-		if err := t.settle(r, t.lag); err != nil {
+		if err := t.settle(r, t.depth); err != nil {
 			return err
 		}
 	}

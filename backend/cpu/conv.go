@@ -258,14 +258,15 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 		return
 	}
 	s := T(slope)
+	y32, is32 := any(yd).([]float32)
 	b.each(n*c, n*c*hw, func(lo, hi int) {
 		for plane := lo; plane < hi; plane++ {
 			p := yd[plane*hw : (plane+1)*hw]
 			v := bd[plane%c]
 			switch act {
 			case backend.ActLeakyReLU:
-				if p32, ok := any(p).([]float32); ok {
-					leaky32(p32, float32(v), float32(s))
+				if is32 {
+					leaky32(y32[plane*hw:(plane+1)*hw], float32(v), slope)
 					continue
 				}
 				for j := range p {

@@ -335,13 +335,13 @@ func TestStickyErrorStopsEveryOperation(t *testing.T) {
 	}
 }
 
-// TestArgumentRingReusesSlots: outside recorded steps the random keys go
+// TestStagingRingWaitsForTheOldestCopy: outside recorded steps the random keys go
 // through the staging ring; once stageMarks copies are in flight, each new
 // one waits for the oldest, and its bytes are rewritten only after the copy
 // that read them ran (the simulation runs copies as late as it may, so
 // bytes rewritten too early would give the wrong numbers); a failed wait
 // is the operation's error.
-func TestArgumentRingReusesSlots(t *testing.T) {
+func TestStagingRingWaitsForTheOldestCopy(t *testing.T) {
 	b := gpu(t)
 	const n = stageMarks + 6
 	x := mustAlloc(t, b, 4*n)

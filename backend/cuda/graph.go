@@ -96,7 +96,6 @@ type GraphStats struct {
 // or one captured into a graph (exec ≠ 0).
 type knownTape struct {
 	hash  uint64
-	used  int
 	tape  []entry
 	exec  cu.GraphExec
 	stamp uint64
@@ -301,10 +300,11 @@ func (s *recorder) issue() error {
 	return err
 }
 
-// upload queues the copy of the step's arena to the device. It comes
-// before the step's work on the main stream, outside any capture, and the
-// arena's device side is rewritten only after the step before has read it
-// (stream order).
+// upload queues the copy of the step's arena to the device, once. It
+// comes before the step's work on the main stream, outside any capture,
+// and the arena's device side is rewritten only after the step before has
+// read it (stream order). The copy is not part of a graph, so a graph does
+// not depend on how much of the arena a step used.
 func (s *recorder) upload() error {
 	host := s.host
 	s.host = nil // the staging ring may hand these bytes out again once copied
@@ -345,6 +345,11 @@ func (s *recorder) end() error {
 		return nil
 	}
 	s.rec = false
+	// Whatever runs next (a replay, a capture, a direct run) reads the
+	// arena: its copy goes first.
+	if err := s.upload(); err != nil {
+		return err
+	}
 	s.clock++
 	k := s.lookup()
 	if k != nil {
@@ -352,9 +357,6 @@ func (s *recorder) end() error {
 	}
 	if k != nil && k.exec != 0 {
 		s.misses = 0
-		if err := s.upload(); err != nil {
-			return err
-		}
 		if err := s.d.launch(k.exec); err != nil {
 			return err
 		}
@@ -372,9 +374,6 @@ func (s *recorder) end() error {
 		s.remember()
 		s.stats.Direct++
 		return s.issue()
-	}
-	if err := s.upload(); err != nil {
-		return err
 	}
 	exec, err := s.capture()
 	if err != nil {
@@ -425,7 +424,7 @@ func (s *recorder) capture() (cu.GraphExec, error) {
 // lookup returns the known tape identical to the one recorded, or nil.
 func (s *recorder) lookup() *knownTape {
 	for _, k := range s.known {
-		if k.hash != s.hash || k.used != s.used || len(k.tape) != len(s.tape) {
+		if k.hash != s.hash || len(k.tape) != len(s.tape) {
 			continue
 		}
 		same := true
@@ -458,7 +457,7 @@ func (s *recorder) remember() {
 		s.known = append(s.known[:old], s.known[old+1:]...)
 	}
 	s.known = append(s.known, &knownTape{
-		hash: s.hash, used: s.used, tape: append([]entry(nil), s.tape...), stamp: s.clock,
+		hash: s.hash, tape: append([]entry(nil), s.tape...), stamp: s.clock,
 	})
 }
 
