@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // TestIm2colFastPathsMatchTheLoops: the float32 im2col and col2im
@@ -52,7 +53,7 @@ func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
 		}
 		im2colRows(g, x, want, 0, rows)
 		im2colRows32(g, x, got, 0, rows)
-		if i := firstDiff(got, want); i >= 0 {
+		if i := testkit.FirstBitDiff(got, want); i >= 0 {
 			t.Fatalf("%s: im2col value %d: %v, want %v", name, i, got[i], want[i])
 		}
 		col := make([]float32, rows*npq)
@@ -66,20 +67,10 @@ func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
 		dxGot := append([]float32(nil), dxWant...)
 		col2imPlanes(g, col, dxWant, 0, g.N*g.C)
 		col2imPlanes32(g, col, dxGot, 0, g.N*g.C)
-		if i := firstDiff(dxGot, dxWant); i >= 0 {
+		if i := testkit.FirstBitDiff(dxGot, dxWant); i >= 0 {
 			t.Fatalf("%s: col2im value %d: %v, want %v", name, i, dxGot[i], dxWant[i])
 		}
 	}
-}
-
-// firstDiff returns the first index where a and b differ in bits, or -1.
-func firstDiff(a, b []float32) int {
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return i
-		}
-	}
-	return -1
 }
 
 // The branch-free float32 LeakyReLU, its backward and BiasAct's leaky
@@ -105,7 +96,7 @@ func TestLeakyWithoutBranchesMatchesTheLoops(t *testing.T) {
 			}
 			got := append([]float32(nil), x...)
 			leaky32(got, v, s)
-			if i := firstDiff(got, want); i >= 0 {
+			if i := testkit.FirstBitDiff(got, want); i >= 0 {
 				t.Fatalf("leaky32 bias %v slope %v: value %d (%v): %v, want %v", v, s, i, x[i], got[i], want[i])
 			}
 		}
@@ -126,7 +117,7 @@ func TestLeakyWithoutBranchesMatchesTheLoops(t *testing.T) {
 				}
 			}
 			leakyBackward32(y, g, s)
-			if i := firstDiff(g, want); i >= 0 {
+			if i := testkit.FirstBitDiff(g, want); i >= 0 {
 				t.Fatalf("leakyBackward32 slope %v: value %d (y %v): %v, want %v", s, i, y[i], g[i], want[i])
 			}
 		}

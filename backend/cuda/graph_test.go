@@ -13,7 +13,6 @@ package cuda
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -130,17 +129,7 @@ func uniform(n int, k rng.Key) []float32 {
 	return v
 }
 
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
-}
+func sameBits(a, b []float32) bool { return testkit.FirstBitDiff(a, b) < 0 }
 
 func readKey(i int) rng.Key { return rng.Key{Seed: 11, Stream: 3, Seq: uint64(i)} }
 

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
 // threadCases are products that the thread counts below split over m, n
@@ -47,16 +49,6 @@ func product(g *Gemm, tc gemmCase, seed uint64) []float32 {
 	return c
 }
 
-// sameBits reports the first index where a and b differ bit for bit, or -1.
-func sameBits(a, b []float32) int {
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return i
-		}
-	}
-	return -1
-}
-
 // TestThreadCountGivesSameBits checks that a product gives the same bits
 // on any number of threads, however it is split between them, and also
 // when the calling goroutine leaves the chunks to the workers.
@@ -78,7 +70,7 @@ func TestThreadCountGivesSameBits(t *testing.T) {
 				testIdleCaller = idle
 				c := product(g, tc, uint64(i))
 				testIdleCaller = false
-				if j := sameBits(ref, c); j >= 0 {
+				if j := testkit.FirstBitDiff(ref, c); j >= 0 {
 					t.Fatalf("%v on %d threads (idle caller %v): C[%d] = %v, one thread gives %v", tc, threads, idle, j, c[j], ref[j])
 				}
 			}
@@ -120,7 +112,7 @@ func TestAssemblyKernelsGiveSameBits(t *testing.T) {
 	for i, tc := range threadCases {
 		ref := product(gs[0], tc, uint64(i))
 		for _, g := range gs[1:] {
-			if j := sameBits(ref, product(g, tc, uint64(i))); j >= 0 {
+			if j := testkit.FirstBitDiff(ref, product(g, tc, uint64(i))); j >= 0 {
 				t.Errorf("%v: kernel %s differs from %s at C[%d]", tc, g.kern.name, gs[0].kern.name, j)
 			}
 		}
@@ -141,7 +133,7 @@ func TestAddTo(t *testing.T) {
 			want[i] += v
 		}
 		addTo(dst[:n], src)
-		if i := sameBits(want, dst); i >= 0 {
+		if i := testkit.FirstBitDiff(want, dst); i >= 0 {
 			t.Fatalf("n=%d: dst[%d] = %v, want %v", n, i, dst[i], want[i])
 		}
 	}

@@ -1,7 +1,8 @@
 // Package testkit holds helpers that tests of several packages share: heap
 // accounting for allocation checks, scratch directories for fuzz targets,
 // a writer that fails like a full disk, reading a file or a folder's names
-// or failing, and the relative error that parity tests compare with.
+// or failing, the relative error that parity tests compare with, and the
+// first value where two results differ in bits.
 package testkit
 
 import (
@@ -101,4 +102,19 @@ func RelErr(a, b []float32) float64 {
 		return math.Sqrt(num)
 	}
 	return math.Sqrt(num / den)
+}
+
+// FirstBitDiff returns the first index where a and b differ bit for bit
+// (NaN payloads and the sign of zero included), or -1; values past the
+// shorter slice count as different.
+func FirstBitDiff(a, b []float32) int {
+	for i := range min(len(a), len(b)) {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,5 +33,23 @@ func TestReadFileAndOnlyFiles(t *testing.T) {
 	OnlyFiles(t, t.TempDir())
 	if r := record(t, func(tb testing.TB) { OnlyFiles(tb, filepath.Join(dir, "missing")) }); !r.failed {
 		t.Error("OnlyFiles of a missing folder did not fail")
+	}
+}
+
+func TestFirstBitDiff(t *testing.T) {
+	negZero, nan := float32(math.Copysign(0, -1)), float32(math.NaN())
+	for _, c := range []struct {
+		a, b []float32
+		want int
+	}{
+		{[]float32{1, 2, nan}, []float32{1, 2, nan}, -1},
+		{[]float32{1, 0}, []float32{1, negZero}, 1},
+		{[]float32{nan}, []float32{-nan}, 0},
+		{[]float32{1, 2}, []float32{1, 2, 3}, 2},
+		{nil, nil, -1},
+	} {
+		if got := FirstBitDiff(c.a, c.b); got != c.want {
+			t.Errorf("FirstBitDiff(%v, %v) = %d, want %d", c.a, c.b, got, c.want)
+		}
 	}
 }
