@@ -34,6 +34,7 @@ type task struct {
 	lda            int
 	b              []float32
 	ldb            int
+	bp             Packer // packs op(B) instead of packB when not nil
 	c              []float32
 	ldc            int
 }
@@ -57,7 +58,11 @@ func (w *worker) run(t *task) {
 			if pc > t.p0 {
 				beta = 1
 			}
-			packB(w.bufB, t.b, t.ldb, t.transB, pc, kc, jc, nc, &k)
+			if t.bp != nil {
+				t.bp.PackB(w.bufB, panelStride(nr, kc), nr, pc, kc, jc, nc)
+			} else {
+				packB(w.bufB, t.b, t.ldb, t.transB, pc, kc, jc, nc, &k)
+			}
 			for ic := t.i0; ic < t.i1; ic += mcMax {
 				mc := min(mcMax, t.i1-ic)
 				packA(w.bufA, t.a, t.lda, t.transA, ic, mc, pc, kc, &k)

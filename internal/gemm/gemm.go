@@ -100,6 +100,45 @@ func (g *Gemm) Close() { g.pool.close() }
 // micro-kernel: the assembly kernels agree with each other, the pure-Go one
 // rounds differently).
 func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if trivial(m, n, k, alpha, beta, c, ldc) {
+		return
+	}
+	checkMat("A", transA, m, k, a, lda)
+	checkMat("B", transB, k, n, b, ldb)
+	g.run(task{
+		transA: transA, transB: transB,
+		a: a, lda: lda, b: b, ldb: ldb,
+	}, m, n, k, alpha, beta, c, ldc)
+}
+
+// Packer supplies op(B) of a product that is not stored as a matrix (the
+// patches of an image, say) by packing blocks of it the way Sgemm packs a
+// stored op(B). It is called from several goroutines at once, each with
+// its own dst, so it must not change shared state.
+type Packer interface {
+	// PackB writes the kc×nc block of op(B) whose top-left element is
+	// op(B)(p0, j0) to dst as ⌈nc/nr⌉ micro-panels of nr columns, ps
+	// floats apart: dst[(c/nr)·ps + p·nr + c%nr] = op(B)(p0+p, j0+c) for
+	// p < kc, c < nc, and 0 for nc ≤ c < ⌈nc/nr⌉·nr. Nothing else of dst
+	// may be written.
+	PackB(dst []float32, ps, nr, p0, kc, j0, nc int)
+}
+
+// SgemmPacked is Sgemm with op(B), k×n, supplied by a Packer. Packing is
+// the only thing that differs: each value of C is summed over the same
+// blocks of k, in the same order, so the result is the same bit for bit as
+// Sgemm's on the matrix that b packs.
+func (g *Gemm) SgemmPacked(transA bool, m, n, k int, alpha float32, a []float32, lda int, b Packer, beta float32, c []float32, ldc int) {
+	if trivial(m, n, k, alpha, beta, c, ldc) {
+		return
+	}
+	checkMat("A", transA, m, k, a, lda)
+	g.run(task{transA: transA, a: a, lda: lda, bp: b}, m, n, k, alpha, beta, c, ldc)
+}
+
+// trivial checks C's dimensions and, when the product is empty or alpha or
+// k is zero, does all there is to do (C = beta·C) and returns true.
+func trivial(m, n, k int, alpha, beta float32, c []float32, ldc int) bool {
 	if m < 0 || n < 0 || k < 0 {
 		panic("gemm: negative dimension")
 	}
@@ -107,25 +146,24 @@ func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		panic("gemm: ldc < n")
 	}
 	if m == 0 || n == 0 {
-		return
+		return true
 	}
 	if len(c) < (m-1)*ldc+n {
 		panic("gemm: C too short")
 	}
 	if k == 0 || alpha == 0 {
 		scale(m, n, beta, c, ldc)
-		return
+		return true
 	}
-	checkMat("A", transA, m, k, a, lda)
-	checkMat("B", transB, k, n, b, ldb)
+	return false
+}
 
-	t := task{
-		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc, kb: blockK(k, g.kc),
-		transA: transA, transB: transB,
-		i0: 0, i1: m, j0: 0, j1: n, p0: 0, p1: k,
-		alpha: alpha, beta: beta,
-		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-	}
+// run computes the m×n×k product t describes (its operands set), on the
+// calling goroutine or cut between g's threads.
+func (g *Gemm) run(t task, m, n, k int, alpha, beta float32, c []float32, ldc int) {
+	t.kern, t.kc, t.mc, t.nc, t.kb = g.kern, g.kc, g.mc, g.nc, blockK(k, g.kc)
+	t.i0, t.i1, t.j0, t.j1, t.p0, t.p1 = 0, m, 0, n, 0, k
+	t.alpha, t.beta, t.c, t.ldc = alpha, beta, c, ldc
 	if g.threads > 1 && !g.pool.closed.Load() {
 		if dim, size, chunks := g.plan(m, n, k); chunks > 1 {
 			g.parallel(&t, dim, size, chunks)
