@@ -15,7 +15,9 @@ import (
 //
 // so that forward is tmp = W·col, backward-data is col = Wᵀ·tmp followed by
 // col2im, and backward-filter is dW = tmp·colᵀ — three large GEMMs instead
-// of N small ones.
+// of N small ones. The float64 twin builds col; the float32 backend packs
+// col straight from x for forward and backward-filter (implicit.go), and
+// dense layers need no col at all (see dense).
 
 func (b *Backend[T]) convCheck(op string, g backend.ConvGeom) bool {
 	if err := g.Validate(); err != nil {
@@ -24,6 +26,16 @@ func (b *Backend[T]) convCheck(op string, g backend.ConvGeom) bool {
 	}
 	return true
 }
+
+// dense reports whether g is a fully connected layer: a single output
+// position whose window is the whole unpadded input (PAD's conv4 and dis
+// heads, and G's first layer run backwards). Its im2col matrix is x itself
+// read as [N, C·H·W], transposed, and the output needs no reordering, so
+// all three products run on x, y, dy, dx as they lie, with no im2col,
+// col2im or transposition pass: the same values meet in the same order as
+// on the explicit path (col2im only copies here), so the bits are the same
+// too, except that backward-data adds beta·dx inside the product.
+func dense(g backend.ConvGeom) bool { return g.Pad == 0 && g.H == g.R && g.W == g.S }
 
 func (b *Backend[T]) workspaces(g backend.ConvGeom) (col, tmp []T) {
 	npq := g.N * g.P * g.Q
@@ -173,10 +185,20 @@ func (b *Backend[T]) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
 	if b.err != nil {
 		return
 	}
-	col, tmp := b.workspaces(g)
 	crs, pq, npq := g.C*g.R*g.S, g.P*g.Q, g.N*g.P*g.Q
-	b.im2col(g, xd, col)
-	b.sgemm(false, false, g.K, npq, crs, 1, wd, crs, col, npq, 0, tmp, npq)
+	if dense(g) { // y [N, K] = x [N, CRS] · wᵀ
+		b.sgemm(false, true, g.N, g.K, crs, 1, xd, crs, wd, crs, 0, yd, g.K)
+		return
+	}
+	b.tmp = grow(b.tmp, g.K*npq)
+	tmp := b.tmp
+	if x32, ok := any(xd).([]float32); ok {
+		b.convForward32(g, x32, any(wd).([]float32), any(tmp).([]float32))
+	} else {
+		col, _ := b.workspaces(g)
+		b.im2col(g, xd, col)
+		b.sgemm(false, false, g.K, npq, crs, 1, wd, crs, col, npq, 0, tmp, npq)
+	}
 	b.parallel(g.N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			for k := 0; k < g.K; k++ {
@@ -197,8 +219,12 @@ func (b *Backend[T]) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf,
 	if b.err != nil {
 		return
 	}
-	col, tmp := b.workspaces(g)
 	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
+	if dense(g) { // dx [N, CRS] = dy [N, K] · w + beta·dx
+		b.sgemm(false, false, g.N, crs, g.K, 1, dyd, g.K, wd, crs, T(beta), dxd, crs)
+		return
+	}
+	col, tmp := b.workspaces(g)
 	b.nchwToKM(g, dyd, tmp)
 	b.sgemm(true, false, crs, npq, g.K, 1, wd, crs, tmp, npq, 0, col, npq)
 	b.col2im(g, col, dxd, beta)
@@ -215,10 +241,20 @@ func (b *Backend[T]) ConvBackwardFilter(g backend.ConvGeom, x, dy, dw backend.Bu
 	if b.err != nil {
 		return
 	}
-	col, tmp := b.workspaces(g)
 	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
-	b.im2col(g, xd, col)
+	if dense(g) { // dw = dyᵀ [K, N] · x [N, CRS] + beta·dw
+		b.sgemm(true, false, g.K, crs, g.N, 1, dyd, g.K, xd, crs, T(beta), dwd, crs)
+		return
+	}
+	b.tmp = grow(b.tmp, g.K*npq)
+	tmp := b.tmp
 	b.nchwToKM(g, dyd, tmp)
+	if x32, ok := any(xd).([]float32); ok {
+		b.convBackwardFilter32(g, x32, any(tmp).([]float32), any(dwd).([]float32), beta)
+		return
+	}
+	col, _ := b.workspaces(g)
+	b.im2col(g, xd, col)
 	b.sgemm(false, true, g.K, crs, npq, 1, tmp, npq, col, npq, T(beta), dwd, crs)
 }
 

@@ -10,13 +10,10 @@ import (
 	"github.com/pad-dreaming/pad/internal/testkit"
 )
 
-// TestIm2colFastPathsMatchTheLoops: the float32 im2col and col2im
-// (conv32.go) give the generic loops' bits on random geometries: strides
-// 1 to 3, kernels 1 to 5, paddings 0 to 3 (some so wide that a tap
-// never lands inside the image), planes from 1×1 up, PAD's own layers
-// among them.
-func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(5, 9))
+// testGeoms returns PAD's own layers and odd geometries, then random ones
+// up to n: strides 1 to 3, kernels 1 to 5, paddings 0 to 3 (some so wide
+// that a tap never lands inside the image), planes from 1×1 up.
+func testGeoms(rnd *rand.Rand, n int) []backend.ConvGeom {
 	geoms := []backend.ConvGeom{
 		backend.NewConv(3, 3, 32, 32, 8, 4, 2, 1), // PAD's conv1
 		backend.NewConv(2, 16, 8, 8, 32, 4, 2, 1), // conv3
@@ -27,7 +24,7 @@ func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
 		backend.NewConv(3, 5, 9, 6, 2, 2, 2, 0),   // odd sizes
 		backend.NewConv(2, 3, 11, 13, 4, 4, 2, 2), // pad 2
 	}
-	for len(geoms) < 60 {
+	for len(geoms) < n {
 		r := 1 + rnd.IntN(5)
 		stride, pad := 1+rnd.IntN(3), rnd.IntN(4)
 		h, w := 1+rnd.IntN(14), 1+rnd.IntN(14)
@@ -36,6 +33,18 @@ func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
 			geoms = append(geoms, g)
 		}
 	}
+	return geoms
+}
+
+// TestIm2colFastPathsMatchTheLoops: the float32 im2col and col2im
+// (conv32.go) give the generic
+// loops' bits on random geometries: strides
+// 1 to 3, kernels 1 to 5, paddings 0 to 3 (some so wide that a tap
+// never lands inside the image), planes from 1×1 up, PAD's own layers
+// among them.
+func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 9))
+	geoms := testGeoms(rnd, 60)
 	for _, g := range geoms {
 		name := fmt.Sprintf("%+v", g)
 		if err := g.Validate(); err != nil {
@@ -70,6 +79,7 @@ func TestIm2colFastPathsMatchTheLoops(t *testing.T) {
 		if i := testkit.FirstBitDiff(dxGot, dxWant); i >= 0 {
 			t.Fatalf("%s: col2im value %d: %v, want %v", name, i, dxGot[i], dxWant[i])
 		}
+
 	}
 }
 

@@ -77,6 +77,8 @@ type Backend[T Float] struct {
 	err     error
 	col     []T       // im2col / col2im workspace, grown on first need
 	tmp     []T       // [K, N·P·Q] staging of convolution outputs and gradients
+	gather  gatherB   // B of the implicit forward GEMM (float32 backend)
+	patches patchCols // B of the implicit backward-filter GEMM (float32 backend)
 	scratch []float32 // random numbers before conversion (float64 backend)
 }
 
@@ -212,7 +214,7 @@ func (b *Backend[T]) Err() error { return b.err }
 
 // Close releases the workspaces.
 func (b *Backend[T]) Close() error {
-	b.col, b.tmp = nil, nil
+	b.col, b.tmp, b.gather = nil, nil, gatherB{}
 	return b.err
 }
 
