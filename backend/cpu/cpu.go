@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/pad-dreaming/pad/backend"
@@ -218,29 +217,18 @@ func (b *Backend[T]) Close() error {
 	return b.err
 }
 
-// parallel runs fn over [0, n) split into at most b.threads contiguous
-// chunks. fn must write disjoint outputs for disjoint ranges and must not
-// sum across them, so that the split cannot change a result.
+// parallel runs fn over [0, n) split into contiguous chunks, on the
+// threads that run the matrix products (gemm.Gemm.For): they are usually
+// still polling for work after the last product, so a chunk starts at
+// once, where a fresh goroutine would wait for a sleeping thread to wake.
+// fn must write disjoint outputs for disjoint ranges and must not sum
+// across them, so that the split cannot change a result.
 func (b *Backend[T]) parallel(n int, fn func(lo, hi int)) {
-	t := b.threads
-	if t > n {
-		t = n
-	}
-	if t <= 1 {
+	if b.threads <= 1 || n <= 1 {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
+	b.gemm.For(n, fn)
 }
 
 // minParallel is the number of values below which an elementwise op runs

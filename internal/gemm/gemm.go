@@ -70,7 +70,7 @@ func New(threads int) *Gemm {
 	for i := range g.w {
 		g.w[i] = &worker{}
 	}
-	g.pool = newPool(g.w[1:])
+	g.pool = newPool(g.w[0], g.w[1:])
 	runtime.AddCleanup(g, (*pool).close, g.pool)
 	return g
 }

@@ -50,6 +50,7 @@ const (
 	splitM split = iota
 	splitN
 	splitK
+	splitFor // not a product: a loop run by For
 )
 
 // job is a product cut into chunks.
@@ -59,6 +60,10 @@ type job struct {
 	size   int // rows, columns or steps of k per chunk (k: whole blocks)
 	chunks int
 	next   atomic.Int64 // next chunk to take
+
+	// For: the loop body and the end of its range.
+	fn func(lo, hi int)
+	n  int
 
 	// Cuts along k: parts holds alpha·A·B of each k block after the first
 	// chunk, m×n each, in block order; ready[c] says chunk c is computed,
@@ -73,6 +78,7 @@ type job struct {
 // pool is the part of a Gemm that its worker goroutines share. It does not
 // point back to the Gemm, so an unreachable Gemm can be cleaned up.
 type pool struct {
+	caller  *worker       // the calling goroutine's buffers
 	workers []*worker     // served by the worker goroutines
 	done    chan struct{} // a worker goroutine sends once per job it finished
 	job     job           // the current job, reused from call to call
@@ -80,8 +86,8 @@ type pool struct {
 	once    sync.Once
 }
 
-func newPool(workers []*worker) *pool {
-	p := &pool{workers: workers, done: make(chan struct{}, len(workers))}
+func newPool(caller *worker, workers []*worker) *pool {
+	p := &pool{caller: caller, workers: workers, done: make(chan struct{}, len(workers))}
 	for _, w := range workers {
 		w.jobs = make(chan *job, 1)
 		go p.serve(w)
@@ -194,20 +200,51 @@ func (g *Gemm) parallel(t *task, dim split, size, chunks int) {
 		}
 		j.added.Store(0)
 	}
-	workers := p.workers[:min(len(p.workers), chunks-1)]
+	p.run(j)
+	if dim == splitK && j.added.Load() != int64(chunks) {
+		panic("gemm: k chunks left out of C")
+	}
+}
+
+// run hands j to as many worker goroutines as it has chunks after the
+// first, works on it on the calling goroutine too, and waits until every
+// chunk is done.
+func (p *pool) run(j *job) {
+	workers := p.workers[:min(len(p.workers), j.chunks-1)]
 	for _, w := range workers {
 		w.jobs <- j
 	}
 	if !testIdleCaller {
-		j.work(g.w[0])
+		j.work(p.caller)
 	}
 	spin(func() bool { return len(p.done) == len(workers) })
 	for range workers {
 		<-p.done
 	}
-	if dim == splitK && j.added.Load() != int64(chunks) {
-		panic("gemm: k chunks left out of C")
+}
+
+// For runs fn(lo, hi) over [0, n) cut into contiguous chunks, on g's
+// threads: the worker goroutines that run its products, which are likely
+// still polling for work, and the calling goroutine. fn must give the same
+// result however [0, n) is cut (each index's output computed on its own,
+// no sums across indexes), as the chunks depend on the number of threads.
+// Like Sgemm, For must not be called concurrently on the same Gemm, nor
+// from within fn.
+func (g *Gemm) For(n int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
 	}
+	chunks := min(n, chunksPerThread*g.threads)
+	if chunks < 2 || g.pool.closed.Load() {
+		fn(0, n)
+		return
+	}
+	size := ceilDiv(n, chunks)
+	j := &g.pool.job
+	j.dim, j.size, j.chunks, j.fn, j.n = splitFor, size, ceilDiv(n, size), fn, n
+	j.next.Store(0)
+	g.pool.run(j)
+	j.fn = nil
 }
 
 // finish marks k chunk c as computed and then, unless another thread is
@@ -282,8 +319,12 @@ func (j *job) work(w *worker) {
 		if c >= j.chunks {
 			return
 		}
-		s := j.t
 		lo := c * j.size
+		if j.dim == splitFor {
+			j.fn(lo, min(j.n, lo+j.size))
+			continue
+		}
+		s := j.t
 		switch j.dim {
 		case splitM:
 			s.i0, s.i1 = lo, min(s.i1, lo+j.size)

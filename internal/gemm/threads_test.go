@@ -197,3 +197,39 @@ func TestKernelsAreFMAChains(t *testing.T) {
 		}
 	}
 }
+
+// TestFor checks that For visits every index of its range exactly once, in
+// contiguous chunks, on any number of threads, when the calling goroutine
+// leaves the chunks to the workers, and after Close.
+func TestFor(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 7} {
+		g := New(threads)
+		for _, idle := range []bool{false, true} {
+			testIdleCaller = idle && threads > 1
+			for _, n := range []int{0, 1, 2, 5, 64, 1000} {
+				seen := make([]int32, n)
+				g.For(n, func(lo, hi int) {
+					if lo >= hi || lo < 0 || hi > n {
+						t.Errorf("%d threads, n %d: chunk [%d, %d)", threads, n, lo, hi)
+						return
+					}
+					for i := lo; i < hi; i++ {
+						seen[i]++
+					}
+				})
+				for i, c := range seen {
+					if c != 1 {
+						t.Fatalf("%d threads, idle caller %v, n %d: index %d visited %d times", threads, idle, n, i, c)
+					}
+				}
+			}
+			testIdleCaller = false
+		}
+		g.Close()
+		ran := 0
+		g.For(10, func(lo, hi int) { ran += hi - lo })
+		if ran != 10 {
+			t.Fatalf("%d threads, after Close: %d of 10 indexes", threads, ran)
+		}
+	}
+}
