@@ -224,6 +224,12 @@ func (b *Backend[T]) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf,
 		b.sgemm(false, false, g.N, crs, g.K, 1, dyd, g.K, wd, crs, T(beta), dxd, crs)
 		return
 	}
+	if dy32, ok := any(dyd).([]float32); ok {
+		b.col = grow(b.col, crs*npq)
+		b.convBackwardCols32(g, dy32, any(wd).([]float32), any(b.col).([]float32))
+		b.col2im(g, b.col, dxd, beta)
+		return
+	}
 	col, tmp := b.workspaces(g)
 	b.nchwToKM(g, dyd, tmp)
 	b.sgemm(true, false, crs, npq, g.K, 1, wd, crs, tmp, npq, 0, col, npq)

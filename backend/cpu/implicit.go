@@ -29,7 +29,8 @@ type tap struct {
 	y0, y1, x0, x1 int
 }
 
-// gatherB is op(B) of a convolution's forward GEMM, the im2col matrix:
+// gatherB is op(B) of a convolution's forward GEMM, the im2col matrix
+// (and, read as one-row planes, backward-data's dy; see convBackwardCols32):
 // row p is taps[p], column j is output position (n, y, x) of an ny×nx grid
 // (j = (n·ny + y)·nx + x), and the value is src[n, taps[p].c, y·st + dh,
 // x·st + dw], zero outside the h×w plane. src holds N·planes planes.
@@ -264,6 +265,24 @@ func (b *Backend[T]) convForward32(g backend.ConvGeom, x, w, tmp []float32) {
 	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
 	b.flops.Add(2 * uint64(g.K) * uint64(npq) * uint64(crs))
 	b.gemm.SgemmPacked(false, g.K, npq, crs, 1, w, crs, gb, 0, tmp, npq)
+	gb.src = nil
+}
+
+// convBackwardCols32 is ConvBackwardData's product on the float32
+// backend: col = wᵀ · dy with dy [N, K, P·Q] read as the [K, N·P·Q]
+// matrix that nchwToKM would write, packed straight from dy: a gatherB
+// whose planes are dy's (n, k) planes laid out as one row of P·Q, so that
+// a run is as long as a whole plane.
+func (b *Backend[T]) convBackwardCols32(g backend.ConvGeom, dy, w, col []float32) {
+	pq := g.P * g.Q
+	gb := &b.gather
+	*gb = gatherB{src: dy, planes: g.K, h: 1, w: pq, ny: 1, nx: pq, st: 1, taps: grow(gb.taps, g.K)}
+	for k := range gb.taps {
+		gb.taps[k] = gb.newTap(k, 0, 0)
+	}
+	crs, npq := g.C*g.R*g.S, g.N*pq
+	b.flops.Add(2 * uint64(crs) * uint64(npq) * uint64(g.K))
+	b.gemm.SgemmPacked(true, crs, npq, g.K, 1, w, crs, gb, 0, col, npq)
 	gb.src = nil
 }
 
