@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/pad-dreaming/pad/backend"
+	"github.com/pad-dreaming/pad/internal/vec"
 )
 
 // The convolutions work on the whole batch at once through two matrices:
@@ -308,7 +309,7 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 			switch act {
 			case backend.ActLeakyReLU:
 				if is32 {
-					leaky32(y32[plane*hw:(plane+1)*hw], float32(v), slope)
+					vec.Leaky(y32[plane*hw:(plane+1)*hw], float32(v), slope)
 					continue
 				}
 				for j := range p {

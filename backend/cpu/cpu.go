@@ -25,6 +25,7 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 	"github.com/pad-dreaming/pad/internal/gemm"
 	"github.com/pad-dreaming/pad/internal/rng"
+	"github.com/pad-dreaming/pad/internal/vec"
 	gonumblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -259,7 +260,7 @@ func grow[E any](s []E, n int) []E {
 func (b *Backend[T]) LeakyReLU(x backend.Buf, slope float32) {
 	d := b.data("LeakyReLU", "x", x, -1)
 	if d32, ok := any(d).([]float32); ok {
-		leaky32(d32, 0, slope)
+		b.each(len(d32), len(d32), func(lo, hi int) { vec.Leaky(d32[lo:hi], 0, slope) })
 		return
 	}
 	for i, v := range d {
@@ -278,7 +279,7 @@ func (b *Backend[T]) LeakyReLUBackward(y, dy backend.Buf, slope float32) {
 	}
 	b.each(len(yd), len(yd), func(lo, hi int) {
 		if y32, ok := any(yd).([]float32); ok {
-			leakyBackward32(y32[lo:hi], any(g).([]float32)[lo:hi], slope)
+			vec.LeakyBackward(y32[lo:hi], any(g).([]float32)[lo:hi], slope)
 			return
 		}
 		for i, v := range yd[lo:hi] {
@@ -287,40 +288,6 @@ func (b *Backend[T]) LeakyReLUBackward(y, dy backend.Buf, slope float32) {
 			}
 		}
 	})
-}
-
-// The float32 LeakyReLU and its backward choose between a value and its
-// scaled twin without a branch: the sign of an activation is a coin toss,
-// so a branch on it is mispredicted half the time (5× slower on the
-// development machine). The result is the generic loops' to the bit: the
-// same product, kept or not under the same comparison (NaN and −0 keep
-// their value).
-
-// mask returns all ones if c, else 0 (compiled to a conditional move).
-func mask(c bool) uint32 {
-	if c {
-		return ^uint32(0)
-	}
-	return 0
-}
-
-// leaky32 sets p[j] = x·s where x = p[j]+v is negative, else x.
-func leaky32(p []float32, v, s float32) {
-	for j := range p {
-		x := p[j] + v
-		m := mask(x < 0)
-		p[j] = math.Float32frombits(math.Float32bits(x)&^m | math.Float32bits(x*s)&m)
-	}
-}
-
-// leakyBackward32 scales g[i] by s where y[i] ≤ 0.
-func leakyBackward32(y, g []float32, s float32) {
-	g = g[:len(y)]
-	for i, v := range y {
-		m := mask(v <= 0)
-		d := g[i]
-		g[i] = math.Float32frombits(math.Float32bits(d)&^m | math.Float32bits(d*s)&m)
-	}
 }
 
 // Tanh applies tanh in place.
@@ -643,8 +610,15 @@ func (b *Backend[T]) Adam(p, g, m, v backend.Buf, segs []backend.AdamSegment, h 
 		}
 		ss, bc := h.Scalars(s.Step)
 		stepSize, bc2 := T(ss), T(bc)
+		p32, is32 := any(pd).([]float32)
 		b.each(s.Len, s.Len, func(lo, hi int) {
-			for i := s.Off + lo; i < s.Off+hi; i++ {
+			lo, hi = s.Off+lo, s.Off+hi
+			if is32 { // backend.AdamElem's arithmetic, eight values at a time
+				g32, m32, v32 := any(gd).([]float32), any(md).([]float32), any(vd).([]float32)
+				vec.Adam(p32[lo:hi], g32[lo:hi], m32[lo:hi], v32[lo:hi], float32(1-b1), float32(b2), float32(1-b2), float32(eps), float32(stepSize), float32(bc2))
+				return
+			}
+			for i := lo; i < hi; i++ {
 				pd[i], md[i], vd[i] = backend.AdamElem(pd[i], gd[i], md[i], vd[i], b1, b2, eps, stepSize, bc2)
 			}
 		})

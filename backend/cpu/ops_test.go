@@ -531,3 +531,34 @@ func TestErrorsAreSticky(t *testing.T) {
 		t.Fatalf("foreign buffer: error %v", err)
 	}
 }
+
+// The float32 Adam (vec.Adam, eight values at a time) gives
+// backend.AdamElem's bits, on segments of every length and start.
+func TestAdamFloat32IsAdamElem(t *testing.T) {
+	b := New(2)
+	h := backend.AdamHyper{LR: 2e-4, Beta1: 0.5, Beta2: 0.999, Eps: 1e-8}
+	const n = 1 << 16
+	p0, g := randVec(n, 1), randVec(n, 2)
+	m0, v0 := randVec(n, 3), randVec(n, 4)
+	for i := range v0 {
+		v0[i] = float32(math.Abs(float64(v0[i])))
+	}
+	segs := []backend.AdamSegment{{Off: 0, Len: 5, Step: 1}, {Off: 7, Len: 61, Step: 3}, {Off: 100, Len: n - 100, Step: 12}}
+	p, m, v := append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)
+	b.Adam(Wrap(p), Wrap(g), Wrap(m), Wrap(v), segs, h)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	wp, wm, wv := append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)
+	for _, s := range segs {
+		ss, bc := h.Scalars(s.Step)
+		for i := s.Off; i < s.Off+s.Len; i++ {
+			wp[i], wm[i], wv[i] = backend.AdamElem(wp[i], g[i], wm[i], wv[i], float32(h.Beta1), float32(h.Beta2), float32(h.Eps), float32(ss), float32(bc))
+		}
+	}
+	for k, c := range [][2][]float32{{p, wp}, {m, wm}, {v, wv}} {
+		if i := testkit.FirstBitDiff(c[0], c[1]); i >= 0 {
+			t.Fatalf("%s[%d] = %v, AdamElem gives %v", []string{"p", "m", "v"}[k], i, c[0][i], c[1][i])
+		}
+	}
+}
