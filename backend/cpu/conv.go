@@ -341,8 +341,31 @@ func (b *Backend[T]) BiasGrad(dy, db backend.Buf, n, c, hw int, beta float32) {
 	}
 	// Channels split over the threads; each channel's sum runs in one
 	// order, whatever the split.
+	// Four channels go side by side, so that four chains of additions
+	// (each waiting on the latency of the one before) run at once; each
+	// channel's own sum keeps its order.
 	b.each(c, n*c*hw, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
+		ch := lo
+		for ; ch+4 <= hi; ch += 4 {
+			var s0, s1, s2, s3 float64
+			for i := 0; i < n; i++ {
+				base := (i*c + ch) * hw
+				p0 := dyd[base : base+hw]
+				p1 := dyd[base+hw : base+2*hw]
+				p2 := dyd[base+2*hw : base+3*hw]
+				p3 := dyd[base+3*hw : base+4*hw]
+				for j := range p0 {
+					s0 += float64(p0[j])
+					s1 += float64(p1[j])
+					s2 += float64(p2[j])
+					s3 += float64(p3[j])
+				}
+			}
+			for k, s := range [4]float64{s0, s1, s2, s3} {
+				dbd[ch+k] = T(s + float64(beta)*float64(dbd[ch+k]))
+			}
+		}
+		for ; ch < hi; ch++ {
 			var s float64
 			for i := 0; i < n; i++ {
 				for _, v := range dyd[(i*c+ch)*hw : (i*c+ch+1)*hw] {

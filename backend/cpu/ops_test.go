@@ -562,3 +562,35 @@ func TestAdamFloat32IsAdamElem(t *testing.T) {
 		}
 	}
 }
+
+// BiasGrad sums each channel in one order, whatever the channels it is
+// computed beside: its bits are those of the plain loop, for channel
+// counts that leave every remainder of four, on one and three threads.
+func TestBiasGradIsThePlainSum(t *testing.T) {
+	for _, threads := range []int{1, 3} {
+		b := New(threads)
+		for c := 1; c <= 9; c++ {
+			const n, hw = 5, 300
+			dy := randVec(n*c*hw, uint64(c))
+			db0 := randVec(c, uint64(c+50))
+			for _, beta := range []float32{0, 1, 0.5} {
+				want := make([]float32, c)
+				for ch := range want {
+					var s float64
+					for i := 0; i < n; i++ {
+						for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+							s += float64(v)
+						}
+					}
+					want[ch] = float32(s + float64(beta)*float64(db0[ch]))
+				}
+				db := append([]float32(nil), db0...)
+				b.BiasGrad(Wrap(dy), Wrap(db), n, c, hw, beta)
+				if i := testkit.FirstBitDiff(db, want); i >= 0 {
+					t.Fatalf("%d threads, %d channels, beta %v: db[%d] = %v, want %v", threads, c, beta, i, db[i], want[i])
+				}
+			}
+		}
+		b.Close()
+	}
+}
