@@ -7,6 +7,7 @@ type worker struct {
 	bufA []float32 // packed mc×kc block of op(A)
 	bufB []float32 // packed kc×nc block of op(B)
 	tile []float32 // mr×nr scratch tile for edges of C
+	cbuf []float32 // a chunk of C (SgemmEach)
 
 	jobs chan *job // work for a worker goroutine
 }
@@ -66,15 +67,15 @@ func (w *worker) run(t *task) {
 			for ic := t.i0; ic < t.i1; ic += mcMax {
 				mc := min(mcMax, t.i1-ic)
 				packA(w.bufA, t.a, t.lda, t.transA, ic, mc, pc, kc, &k)
-				w.macro(t, k, ic, mc, jc, nc, kc, beta)
+				w.macro(t, k, w.bufA, ic, mc, jc, nc, kc, beta)
 			}
 		}
 	}
 }
 
-// macro multiplies the packed mc×kc block of A by the packed kc×nc block
-// of B into C(ic:ic+mc, jc:jc+nc).
-func (w *worker) macro(t *task, k kernel, ic, mc, jc, nc, kc int, beta float32) {
+// macro multiplies the packed mc×kc block of A in bufA by the packed kc×nc
+// block of B into C(ic:ic+mc, jc:jc+nc).
+func (w *worker) macro(t *task, k kernel, bufA []float32, ic, mc, jc, nc, kc int, beta float32) {
 	mr, nr := k.mr, k.nr
 	ldc := t.ldc
 	psA, psB := panelStride(mr, kc), panelStride(nr, kc)
@@ -82,7 +83,7 @@ func (w *worker) macro(t *task, k kernel, ic, mc, jc, nc, kc int, beta float32) 
 		bp := w.bufB[jr/nr*psB : jr/nr*psB+nr*kc]
 		cols := min(nr, nc-jr)
 		for ir := 0; ir < mc; ir += mr {
-			ap := w.bufA[ir/mr*psA : ir/mr*psA+mr*kc]
+			ap := bufA[ir/mr*psA : ir/mr*psA+mr*kc]
 			rows := min(mr, mc-ir)
 			off := (ic+ir)*ldc + jc + jr
 			fn, width := k.fn, nr

@@ -46,6 +46,7 @@ type Gemm struct {
 	// goroutines started by New.
 	w    []*worker
 	pool *pool
+	each eachJob // SgemmEach's shared state, reused from call to call
 }
 
 // New returns a Gemm that uses up to threads threads (at least 1). It

@@ -3,6 +3,7 @@ package gemm
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/pad-dreaming/pad/internal/testkit"
@@ -97,5 +98,61 @@ func TestSgemmPackedTrivial(t *testing.T) {
 	g.SgemmPacked(false, 0, 2, 5, 1, nil, 5, p, 0, c, 2)
 	if want := []float32{1.5, 3, 4.5, 6}; testkit.FirstBitDiff(c, want) >= 0 || calls != 0 {
 		t.Fatalf("C = %v, %d packs; want %v and none", c, calls, want)
+	}
+}
+
+// TestSgemmEachGivesSgemmBits checks that the chunks SgemmEach hands over
+// hold the bits of Sgemm's C (beta 0), each chunk exactly once, for every
+// kernel, on one and on three threads, with chunks of every size.
+func TestSgemmEachGivesSgemmBits(t *testing.T) {
+	cases := []gemmCase{
+		{m: 1, n: 1, k: 1, alpha: 1},
+		{m: 7, n: 33, k: 300, alpha: -0.5},
+		{transA: true, m: 40, n: 90, k: 31, alpha: 2},
+		{m: 300, n: 200, k: 600, alpha: 1},                // several blocks of m and of k
+		{transA: true, m: 1024, n: 256, k: 128, alpha: 1}, // backward-data, conv2
+		{m: 5, n: 10, k: 0, alpha: 1},                     // empty sum: zeros
+	}
+	for _, threads := range []int{1, 3} {
+		for _, g := range testKernels(threads) {
+			for _, tc := range cases {
+				want := product(g, gemmCase{transA: tc.transA, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha, nanC: true}, 9)
+				rng := rand.New(rand.NewPCG(9, 1))
+				ra, ca := tc.m, tc.k
+				if tc.transA {
+					ra, ca = ca, ra
+				}
+				a := randSlice(rng, max(0, (ra-1)*ca+ca))
+				b := randSlice(rng, max(0, (tc.k-1)*tc.n+tc.n))
+				for _, chunk := range []int{1, 7, 32, 100, tc.n + 5} {
+					got := make([]float32, tc.m*tc.n)
+					seen := make([]int, tc.n)
+					var mu sync.Mutex
+					g.SgemmEach(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a, max(1, ca), matPacker{b: b, ldb: tc.n}, chunk, func(j0, j1 int, c []float32) {
+						mu.Lock()
+						defer mu.Unlock()
+						if j0%chunk != 0 || j1 != min(j0+chunk, tc.n) || len(c) != tc.m*(j1-j0) {
+							t.Errorf("%v, chunk %d: done(%d, %d) with %d values", tc, chunk, j0, j1, len(c))
+							return
+						}
+						for j := j0; j < j1; j++ {
+							seen[j]++
+						}
+						for i := 0; i < tc.m; i++ {
+							copy(got[i*tc.n+j0:i*tc.n+j1], c[i*(j1-j0):(i+1)*(j1-j0)])
+						}
+					})
+					for j, s := range seen {
+						if s != 1 {
+							t.Fatalf("%s, %d threads, %v, chunk %d: column %d handed over %d times", g.kern.name, threads, tc, chunk, j, s)
+						}
+					}
+					if i := testkit.FirstBitDiff(got, want); i >= 0 {
+						t.Fatalf("%s, %d threads, %v, chunk %d: C[%d] = %g, Sgemm %g", g.kern.name, threads, tc, chunk, i, got[i], want[i])
+					}
+				}
+			}
+			g.Close()
+		}
 	}
 }

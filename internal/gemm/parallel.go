@@ -50,7 +50,8 @@ const (
 	splitM split = iota
 	splitN
 	splitK
-	splitFor // not a product: a loop run by For
+	splitFor  // not a product: a loop run by For
+	splitEach // the column chunks of SgemmEach
 )
 
 // job is a product cut into chunks.
@@ -64,6 +65,8 @@ type job struct {
 	// For: the loop body and the end of its range.
 	fn func(lo, hi int)
 	n  int
+
+	each *eachJob // SgemmEach
 
 	// Cuts along k: parts holds alpha·A·B of each k block after the first
 	// chunk, m×n each, in block order; ready[c] says chunk c is computed,
@@ -320,8 +323,12 @@ func (j *job) work(w *worker) {
 			return
 		}
 		lo := c * j.size
-		if j.dim == splitFor {
+		switch j.dim {
+		case splitFor:
 			j.fn(lo, min(j.n, lo+j.size))
+			continue
+		case splitEach:
+			j.each.run(w, c)
 			continue
 		}
 		s := j.t

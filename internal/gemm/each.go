@@ -1,0 +1,122 @@
+package gemm
+
+// SgemmEach computes C = alpha·op(A)·B, m×n, with B supplied by a Packer,
+// a chunk of columns at a time, and hands each chunk to done as soon as it
+// is computed, on the thread that computed it:
+//
+//	done(j0, j1, c) with c[i·(j1−j0) + j] = C(i, j0+j)
+//
+// Chunks are [0, chunk), [chunk, 2·chunk), … ; each is made in a buffer of
+// its own thread, small enough to stay in that core's cache, so that done
+// reads it from there rather than from memory: a consumer of C that needs
+// only a chunk at a time (col2im needs the columns of whole images) saves
+// the round trip of the whole C through memory. c is valid only during
+// the call; done is called concurrently for different chunks and must
+// write nothing that another chunk's call writes.
+//
+// op(A) is packed once, before the chunks start, and shared; each value of
+// a chunk is summed over the same blocks of k, in the same order, as
+// Sgemm sums it, so the values handed to done are Sgemm's bits, on any
+// number of threads.
+func (g *Gemm) SgemmEach(transA bool, m, n, k int, alpha float32, a []float32, lda int, b Packer, chunk int, done func(j0, j1 int, c []float32)) {
+	if m < 0 || n < 0 || k < 0 || chunk < 1 {
+		panic("gemm: negative dimension or chunk")
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k > 0 && alpha != 0 {
+		checkMat("A", transA, m, k, a, lda)
+	}
+	t := task{
+		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc, kb: blockK(max(k, 1), g.kc),
+		transA: transA, a: a, lda: lda, bp: b,
+		i0: 0, i1: m, j0: 0, j1: n, p0: 0, p1: k, alpha: alpha,
+	}
+	e := &g.each
+	e.t, e.chunk, e.done = t, chunk, done
+	e.packA(g.w[0])
+	chunks := ceilDiv(n, chunk)
+	if g.threads > 1 && chunks > 1 && !g.pool.closed.Load() {
+		j := &g.pool.job
+		j.dim, j.size, j.chunks, j.each = splitEach, chunk, chunks, e
+		j.next.Store(0)
+		g.pool.run(j)
+		j.each = nil
+	} else {
+		for c := 0; c < chunks; c++ {
+			e.run(g.w[0], c)
+		}
+	}
+	e.done, e.t.a, e.t.bp = nil, nil, nil
+}
+
+// eachJob is the state of an SgemmEach call that its threads share: the
+// product, the chunk size and consumer, and op(A) packed once for all.
+type eachJob struct {
+	t      task
+	chunk  int
+	done   func(j0, j1 int, c []float32)
+	apack  []float32 // op(A) packed: block (pc, ic) at (pc/kb·icBlocks + ic/mc)·ablock
+	ablock int       // floats per packed block of A
+	kcMax  int
+	mcMax  int
+}
+
+// packA packs all of op(A), block by block as run packs it, on w's
+// goroutine.
+func (e *eachJob) packA(w *worker) {
+	t := &e.t
+	k := t.kern
+	m, kk := t.i1, t.p1
+	if kk == 0 || t.alpha == 0 {
+		return
+	}
+	e.kcMax = min(t.kb, kk)
+	e.mcMax = min(t.mc, roundUp(m, k.mr))
+	e.ablock = ceilDiv(e.mcMax, k.mr) * panelStride(k.mr, e.kcMax)
+	icBlocks := ceilDiv(m, e.mcMax)
+	e.apack = grow(e.apack, ceilDiv(kk, e.kcMax)*icBlocks*e.ablock)
+	for pc := 0; pc < kk; pc += e.kcMax {
+		kc := min(e.kcMax, kk-pc)
+		for ic := 0; ic < m; ic += e.mcMax {
+			mc := min(e.mcMax, m-ic)
+			off := (pc/e.kcMax*icBlocks + ic/e.mcMax) * e.ablock
+			packA(e.apack[off:off+e.ablock], t.a, t.lda, t.transA, ic, mc, pc, kc, &k)
+		}
+	}
+}
+
+// run computes chunk c into w's chunk buffer and hands it to done.
+func (e *eachJob) run(w *worker, c int) {
+	t := e.t // a copy: its C is w's buffer
+	k := t.kern
+	m, kk := t.i1, t.p1
+	j0 := c * e.chunk
+	cols := min(e.chunk, t.j1-j0)
+	w.cbuf = grow(w.cbuf, m*cols)
+	t.c, t.ldc = w.cbuf[:m*cols], cols
+	if kk == 0 || t.alpha == 0 {
+		clear(t.c)
+		e.done(j0, j0+cols, t.c)
+		return
+	}
+	nr := k.nr
+	w.bufB = grow(w.bufB, ceilDiv(cols, nr)*panelStride(nr, e.kcMax))
+	w.tile = grow(w.tile, k.mr*nr)
+	icBlocks := ceilDiv(m, e.mcMax)
+	for pc := 0; pc < kk; pc += e.kcMax {
+		kc := min(e.kcMax, kk-pc)
+		beta := float32(0)
+		if pc > 0 {
+			beta = 1
+		}
+		t.bp.PackB(w.bufB, panelStride(nr, kc), nr, pc, kc, j0, cols)
+		for ic := 0; ic < m; ic += e.mcMax {
+			mc := min(e.mcMax, m-ic)
+			off := (pc/e.kcMax*icBlocks + ic/e.mcMax) * e.ablock
+			w.macro(&t, k, e.apack[off:off+e.ablock], ic, mc, 0, cols, kc, beta)
+		}
+	}
+	e.done(j0, j0+cols, t.c)
+}
