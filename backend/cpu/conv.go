@@ -115,16 +115,7 @@ func im2colRows[T Float](g backend.ConvGeom, x, col []T, lo, hi int) {
 func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
 	hw := g.H * g.W
 	b.parallel(g.N*g.C, func(lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			plane := dx[nc*hw : (nc+1)*hw]
-			if beta == 0 {
-				clear(plane)
-			} else if beta != 1 {
-				for i := range plane {
-					plane[i] *= T(beta)
-				}
-			}
-		}
+		scaleBy(dx[lo*hw:hi*hw], beta)
 		if col32, ok := any(col).([]float32); ok {
 			col2imPlanes32(g, col32, any(dx).([]float32), lo, hi)
 			return
@@ -191,15 +182,13 @@ func (b *Backend[T]) ConvForward(g backend.ConvGeom, x, w, y backend.Buf) {
 		b.sgemm(false, true, g.N, g.K, crs, 1, xd, crs, wd, crs, 0, yd, g.K)
 		return
 	}
-	b.tmp = grow(b.tmp, g.K*npq)
-	tmp := b.tmp
 	if x32, ok := any(xd).([]float32); ok {
-		b.convForward32(g, x32, any(wd).([]float32), any(tmp).([]float32))
-	} else {
-		col, _ := b.workspaces(g)
-		b.im2col(g, xd, col)
-		b.sgemm(false, false, g.K, npq, crs, 1, wd, crs, col, npq, 0, tmp, npq)
+		b.convForward32(g, x32, any(wd).([]float32), any(yd).([]float32))
+		return
 	}
+	col, tmp := b.workspaces(g)
+	b.im2col(g, xd, col)
+	b.sgemm(false, false, g.K, npq, crs, 1, wd, crs, col, npq, 0, tmp, npq)
 	b.parallel(g.N, func(lo, hi int) {
 		for n := lo; n < hi; n++ {
 			for k := 0; k < g.K; k++ {
@@ -226,9 +215,7 @@ func (b *Backend[T]) ConvBackwardData(g backend.ConvGeom, dy, w, dx backend.Buf,
 		return
 	}
 	if dy32, ok := any(dyd).([]float32); ok {
-		b.col = grow(b.col, crs*npq)
-		b.convBackwardCols32(g, dy32, any(wd).([]float32), any(b.col).([]float32))
-		b.col2im(g, b.col, dxd, beta)
+		b.convBackwardData32(g, dy32, any(wd).([]float32), any(dxd).([]float32), beta)
 		return
 	}
 	col, tmp := b.workspaces(g)

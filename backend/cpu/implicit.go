@@ -253,37 +253,77 @@ func (pc *patchCols) PackB(dst []float32, ps, nr, p0, kc, j0, nc int) {
 	}
 }
 
-// convForward32 is ConvForward's product on the float32 backend: tmp
-// [K, N·P·Q] = w · col, with col packed from x.
-func (b *Backend[T]) convForward32(g backend.ConvGeom, x, w, tmp []float32) {
+// convForward32 is ConvForward on the float32 backend: tmp [K, N·P·Q] =
+// w · col with col packed from x, handed over a few images at a time
+// (gemm.SgemmEach) and put in place in y [N, K, P·Q] by the thread that
+// made them, while they are in its cache.
+func (b *Backend[T]) convForward32(g backend.ConvGeom, x, w, y []float32) {
 	gb := &b.gather
 	*gb = gatherB{src: x, planes: g.C, h: g.H, w: g.W, ny: g.P, nx: g.Q, st: g.Stride, taps: grow(gb.taps, g.C*g.R*g.S)}
 	for row := range gb.taps {
 		c, r, s := row/(g.R*g.S), row/g.S%g.R, row%g.S
 		gb.taps[row] = gb.newTap(c, r-g.Pad, s-g.Pad)
 	}
-	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
+	crs, pq, npq := g.C*g.R*g.S, g.P*g.Q, g.N*g.P*g.Q
+	images := max(1, colChunk/(g.K*pq))
 	b.flops.Add(2 * uint64(g.K) * uint64(npq) * uint64(crs))
-	b.gemm.SgemmPacked(false, g.K, npq, crs, 1, w, crs, gb, 0, tmp, npq)
+	b.gemm.SgemmEach(false, g.K, npq, crs, 1, w, crs, gb, images*pq, func(j0, j1 int, tmp []float32) {
+		cols := j1 - j0
+		for n := j0 / pq; n < j1/pq; n++ {
+			for k := 0; k < g.K; k++ {
+				copy(y[(n*g.K+k)*pq:(n*g.K+k+1)*pq], tmp[k*cols+n*pq-j0:][:pq])
+			}
+		}
+	})
 	gb.src = nil
 }
 
-// convBackwardCols32 is ConvBackwardData's product on the float32
-// backend: col = wᵀ · dy with dy [N, K, P·Q] read as the [K, N·P·Q]
+// convBackwardData32 is ConvBackwardData on the float32 backend: col =
+// wᵀ · dy, then col2im into dx. dy [N, K, P·Q] is read as the [K, N·P·Q]
 // matrix that nchwToKM would write, packed straight from dy: a gatherB
 // whose planes are dy's (n, k) planes laid out as one row of P·Q, so that
-// a run is as long as a whole plane.
-func (b *Backend[T]) convBackwardCols32(g backend.ConvGeom, dy, w, col []float32) {
+// a run is as long as a whole plane. col never exists whole: the product
+// hands it over a few images at a time (gemm.SgemmEach), each chunk small
+// enough to stay in cache, and the thread that made a chunk adds it into
+// those images' planes of dx at once. The values and the order of the
+// additions are col2im's, so are the bits.
+func (b *Backend[T]) convBackwardData32(g backend.ConvGeom, dy, w, dx []float32, beta float32) {
 	pq := g.P * g.Q
 	gb := &b.gather
 	*gb = gatherB{src: dy, planes: g.K, h: 1, w: pq, ny: 1, nx: pq, st: 1, taps: grow(gb.taps, g.K)}
 	for k := range gb.taps {
 		gb.taps[k] = gb.newTap(k, 0, 0)
 	}
-	crs, npq := g.C*g.R*g.S, g.N*pq
+	crs, npq, chw := g.C*g.R*g.S, g.N*pq, g.C*g.H*g.W
+	images := max(1, colChunk/(crs*pq))
 	b.flops.Add(2 * uint64(crs) * uint64(npq) * uint64(g.K))
-	b.gemm.SgemmPacked(true, crs, npq, g.K, 1, w, crs, gb, 0, col, npq)
+	b.gemm.SgemmEach(true, crs, npq, g.K, 1, w, crs, gb, images*pq, func(j0, j1 int, col []float32) {
+		gg := g
+		gg.N = (j1 - j0) / pq
+		planes := dx[j0/pq*chw : j1/pq*chw]
+		scaleBy(planes, beta)
+		col2imPlanes32(gg, col, planes, 0, gg.N*g.C)
+	})
 	gb.src = nil
+}
+
+// colChunk is the size, in values, of the chunks of the product's output
+// (col in backward-data, the output before reordering in forward) that
+// are made and consumed at a time: 64 Ki values, 256 KiB, which stay in a
+// core's cache between the product and their consumer.
+const colChunk = 1 << 16
+
+// scaleBy sets x = beta·x (x = 0 when beta is 0, whatever x held).
+func scaleBy[T Float](x []T, beta float32) {
+	switch beta {
+	case 0:
+		clear(x)
+	case 1:
+	default:
+		for i := range x {
+			x[i] *= T(beta)
+		}
+	}
 }
 
 // convBackwardFilter32 is ConvBackwardFilter's product on the float32
