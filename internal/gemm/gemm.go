@@ -17,8 +17,11 @@
 // The result does not depend on the number of threads, nor on how a product
 // is cut or which thread runs which chunk: every value of C is summed over
 // the same blocks of k (a function of k alone), in block order, with the
-// same rounding, as a single thread does. A run can therefore move between
-// machines with different core counts without changing a bit.
+// same rounding, as a single thread does, and every micro-kernel sums it
+// as the same chain of fused multiply-adds (the pure-Go kernel with an
+// exact software FMA where Go does not fuse, fma_soft.go). A run can
+// therefore move between machines with different core counts, or from
+// AVX-512 to AVX2 or to the pure-Go fallback, without changing a bit.
 package gemm
 
 import "runtime"
@@ -56,7 +59,13 @@ type Gemm struct {
 // After each product the workers keep polling for the next one for a
 // short while (spinTime) before they go to sleep, so that the products of
 // a sequence start on all threads at once.
-func New(threads int) *Gemm {
+func New(threads int) *Gemm { return newGemm(threads, availableKernels()[0]) }
+
+// NewPortable is New with the pure-Go micro-kernel, whatever the CPU: the
+// same bits as New's, to compare the two.
+func NewPortable(threads int) *Gemm { return newGemm(threads, genericKernel) }
+
+func newGemm(threads int, k kernel) *Gemm {
 	if threads < 1 {
 		threads = 1
 	}
@@ -66,7 +75,7 @@ func New(threads int) *Gemm {
 		mc:      defaultMC,
 		nc:      defaultNC,
 	}
-	g.setKernel(availableKernels()[0])
+	g.setKernel(k)
 	g.w = make([]*worker, threads)
 	for i := range g.w {
 		g.w[i] = &worker{}
@@ -97,9 +106,9 @@ func (g *Gemm) Close() { g.pool.close() }
 // k == 0, A and B are not read. Sgemm panics if a slice is too short for
 // its dimensions. It must not be called concurrently on the same Gemm.
 //
-// The result is the same bit for bit for any number of threads (given the
-// micro-kernel: the assembly kernels agree with each other, the pure-Go one
-// rounds differently).
+// The result is the same bit for bit for any number of threads and with
+// any micro-kernel: every one, assembly or pure Go, computes each value as
+// the same chain of fused multiply-adds.
 func (g *Gemm) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if trivial(m, n, k, alpha, beta, c, ldc) {
 		return

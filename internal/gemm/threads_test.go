@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -95,19 +94,13 @@ func TestThreadCountGivesSameBits(t *testing.T) {
 	}
 }
 
-// The assembly micro-kernels round every product of A and B into its
-// sum by one fused multiply-add, in the same order: they give the same
-// bits as each other (the pure-Go kernel, which may not fuse, is left out).
-func TestAssemblyKernelsGiveSameBits(t *testing.T) {
-	var gs []*Gemm
-	for _, g := range testKernels(2) {
-		if g.kern.name != genericKernel.name {
-			gs = append(gs, g)
-		}
+// Every micro-kernel, assembly or pure Go, rounds every product of A and
+// B into its sum by one fused multiply-add, in the same order: they give
+// the same bits as each other.
+func TestKernelsGiveSameBits(t *testing.T) {
+	gs := testKernels(2)
+	for _, g := range gs {
 		defer g.Close()
-	}
-	if len(gs) < 2 {
-		t.Skip("fewer than two assembly kernels on this CPU")
 	}
 	for i, tc := range threadCases {
 		ref := product(gs[0], tc, uint64(i))
@@ -139,8 +132,8 @@ func TestAddTo(t *testing.T) {
 	}
 }
 
-// fma32 returns a·b + c rounded once to float32.
-func fma32(a, b, c float32) float32 {
+// fmaRef returns a·b + c rounded once to float32, in big.Float arithmetic.
+func fmaRef(a, b, c float32) float32 {
 	x := new(big.Float).SetPrec(200).SetFloat64(float64(a))
 	x.Mul(x, new(big.Float).SetFloat64(float64(b)))
 	x.Add(x, new(big.Float).SetFloat64(float64(c)))
@@ -151,15 +144,11 @@ func fma32(a, b, c float32) float32 {
 // The micro-kernels compute every value of a tile as a chain of fused
 // multiply-adds, acc = fma(a, b, acc) for each step of k, then C =
 // fma(beta, C, alpha·acc) with alpha·acc rounded: checked bit for bit on
-// the assembly kernels, and on the pure-Go kernel where Go fuses x·y + z
-// (not on amd64 and 386, where the pure-Go kernel rounds each product).
+// the assembly kernels and on the pure-Go one (fma32).
 func TestKernelsAreFMAChains(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	var ks []kernel
 	for _, k := range availableKernels() {
-		if k.name == genericKernel.name && (runtime.GOARCH == "amd64" || runtime.GOARCH == "386") {
-			continue
-		}
 		ks = append(ks, k)
 		if k.half != nil {
 			ks = append(ks, kernel{name: k.name + "/half", mr: k.mr, nr: k.nr / 2, fn: k.half})
@@ -182,11 +171,11 @@ func TestKernelsAreFMAChains(t *testing.T) {
 					for j := 0; j < k.nr; j++ {
 						var acc float32
 						for p := 0; p < kc; p++ {
-							acc = fma32(a[p*k.mr+i], b[p*bstep+j], acc)
+							acc = fmaRef(a[p*k.mr+i], b[p*bstep+j], acc)
 						}
 						want := alpha * acc
 						if beta != 0 {
-							want = fma32(beta, c0[i*ldc+j], want)
+							want = fmaRef(beta, c0[i*ldc+j], want)
 						}
 						if got := c[i*ldc+j]; math.Float32bits(got) != math.Float32bits(want) {
 							t.Fatalf("%s kc=%d alpha=%v beta=%v: C[%d,%d] = %v, the FMA chain gives %v", k.name, kc, alpha, beta, i, j, got, want)
@@ -231,5 +220,45 @@ func TestFor(t *testing.T) {
 		if ran != 10 {
 			t.Fatalf("%d threads, after Close: %d of 10 indexes", threads, ran)
 		}
+	}
+}
+
+// fma32 rounds a·b + c once, as the big.Float reference does, on random
+// values of every scale and on the hard cases of double rounding: sums
+// that land on a float32 halfway point in float64 while the exact sum is
+// off it by far less than a float64 step.
+func TestFMA32IsFused(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	check := func(a, b, c float32) {
+		t.Helper()
+		if got, want := fma32(a, b, c), fmaRef(a, b, c); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fma32(%v, %v, %v) = %v, want %v", a, b, c, got, want)
+		}
+	}
+	for range 200000 {
+		a := float32(rng.NormFloat64() * math.Pow(2, float64(rng.IntN(60)-30)))
+		b := float32(rng.NormFloat64() * math.Pow(2, float64(rng.IntN(60)-30)))
+		c := float32(rng.NormFloat64() * math.Pow(2, float64(rng.IntN(80)-40)))
+		check(a, b, c)
+		check(a, b, -float32(float64(a)*float64(b))) // cancellation
+	}
+	// a·b = 1 + 2⁻¹¹ + 2⁻²⁴ exactly, halfway between two float32 values;
+	// with a tiny c the exact sum lies just off the halfway point, but in
+	// float64 it rounds onto it, and a second rounding to float32 would
+	// then break the tie to even, on the wrong side.
+	a, b := float32(1+0x1p-12), float32(1+0x1p-12)
+	for _, c := range []float32{0x1p-80, -0x1p-80, 0x1p-149, -0x1p-149, 0x1p-60} {
+		check(a, b, c)
+		check(-a, b, -c)
+	}
+	if naive := float32(float64(a)*float64(b) + 0x1p-80); naive == fmaRef(a, b, 0x1p-80) {
+		t.Fatal("the halfway case is not one: rounding twice gives the fused result")
+	}
+	for _, c := range []float32{float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1))} {
+		check(a, b, c)
+		check(0, b, c)
+	}
+	if v := fma32(float32(math.Inf(1)), 0, 1); !math.IsNaN(float64(v)) {
+		t.Fatalf("fma32(Inf, 0, 1) = %v, want NaN", v)
 	}
 }
