@@ -32,7 +32,12 @@ func threadsConfig(t *testing.T, threads int) configs.Config {
 // runThreads trains cfg in dir on a CPU backend with cfg's device.threads.
 func runThreads(t *testing.T, cfg configs.Config, dir string, resume bool, ctx context.Context, log io.Writer) error {
 	t.Helper()
-	b := cpu.New(cfg.Device.Threads)
+	return runOn(t, cpu.New(cfg.Device.Threads), cfg, dir, resume, ctx, log)
+}
+
+// runOn trains cfg in dir on b.
+func runOn(t *testing.T, b *cpu.Backend[float32], cfg configs.Config, dir string, resume bool, ctx context.Context, log io.Writer) error {
+	t.Helper()
 	if b.Threads() != cfg.Device.Threads {
 		t.Fatalf("backend on %d threads, want %d", b.Threads(), cfg.Device.Threads)
 	}
@@ -87,4 +92,33 @@ func TestThreadCountDoesNotChangeTraining(t *testing.T) {
 	}
 	sameCheckpoint(t, ref, dir)
 	sameRecords(t, "train records", recordsOf(t, ref, metrics.KindTrain), recordsOf(t, dir, metrics.KindTrain))
+}
+
+// The Go-only CPU backend (the pure-Go GEMM kernel and elementwise loops)
+// trains to the bits of the assembly one: the same checkpoint and records,
+// on two threads, here on whatever assembly this CPU runs (AVX-512 or
+// AVX2), and a run interrupted on one and resumed on the other ends the
+// same.
+func TestPortableCodeDoesNotChangeTraining(t *testing.T) {
+	root := t.TempDir()
+	asm, portable, mixed := filepath.Join(root, "asm"), filepath.Join(root, "portable"), filepath.Join(root, "mixed")
+	cfg := threadsConfig(t, 2)
+	if err := runOn(t, cpu.New(2), cfg, asm, false, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := runOn(t, cpu.NewPortable(2), cfg, portable, false, context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	sameCheckpoint(t, asm, portable)
+	sameRecords(t, "train records", recordsOf(t, asm, metrics.KindTrain), recordsOf(t, portable, metrics.KindTrain))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := runOn(t, cpu.NewPortable(2), cfg, mixed, false, ctx, &cancelAt{iter: 5, cancel: cancel}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupt at iteration 5: %v, want ErrInterrupted", err)
+	}
+	if err := runOn(t, cpu.New(2), cfg, mixed, true, context.Background(), nil); err != nil {
+		t.Fatalf("resuming on the assembly backend: %v", err)
+	}
+	sameCheckpoint(t, asm, mixed)
 }

@@ -4,7 +4,6 @@ import (
 	"math"
 
 	"github.com/pad-dreaming/pad/backend"
-	"github.com/pad-dreaming/pad/internal/vec"
 )
 
 // The convolutions work on the whole batch at once through two matrices:
@@ -296,7 +295,7 @@ func (b *Backend[T]) BiasAct(y, bias backend.Buf, n, c, hw int, act backend.Acti
 			switch act {
 			case backend.ActLeakyReLU:
 				if is32 {
-					vec.Leaky(y32[plane*hw:(plane+1)*hw], float32(v), slope)
+					b.vec.Leaky(y32[plane*hw:(plane+1)*hw], float32(v), slope)
 					continue
 				}
 				for j := range p {

@@ -73,6 +73,7 @@ func Data(b backend.Buf) []float32 {
 type Backend[T Float] struct {
 	threads int
 	gemm    *gemm.Gemm
+	vec     vec.Loops     // the float32 elementwise loops
 	flops   atomic.Uint64 // of the matrix products (FLOPs)
 	err     error
 	col     []T       // im2col / col2im workspace, grown on first need
@@ -83,17 +84,23 @@ type Backend[T Float] struct {
 }
 
 // New returns the float32 CPU backend using threads threads (0: all cores).
-func New(threads int) *Backend[float32] { return newBackend[float32](threads) }
+func New(threads int) *Backend[float32] { return newBackend[float32](threads, gemm.New, vec.Best) }
+
+// NewPortable is New running Go code only (the pure-Go GEMM kernel and
+// elementwise loops), whatever the CPU; it gives the same bits as New.
+func NewPortable(threads int) *Backend[float32] {
+	return newBackend[float32](threads, gemm.NewPortable, vec.Portable)
+}
 
 // New64 returns the float64 twin of the CPU backend. Upload and Download
 // still take float32 slices; everything in between is float64.
-func New64(threads int) *Backend[float64] { return newBackend[float64](threads) }
+func New64(threads int) *Backend[float64] { return newBackend[float64](threads, gemm.New, vec.Best) }
 
-func newBackend[T Float](threads int) *Backend[T] {
+func newBackend[T Float](threads int, newGemm func(int) *gemm.Gemm, loops vec.Loops) *Backend[T] {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &Backend[T]{threads: threads, gemm: gemm.New(threads)}
+	return &Backend[T]{threads: threads, gemm: newGemm(threads), vec: loops}
 }
 
 var (
@@ -260,7 +267,7 @@ func grow[E any](s []E, n int) []E {
 func (b *Backend[T]) LeakyReLU(x backend.Buf, slope float32) {
 	d := b.data("LeakyReLU", "x", x, -1)
 	if d32, ok := any(d).([]float32); ok {
-		b.each(len(d32), len(d32), func(lo, hi int) { vec.Leaky(d32[lo:hi], 0, slope) })
+		b.each(len(d32), len(d32), func(lo, hi int) { b.vec.Leaky(d32[lo:hi], 0, slope) })
 		return
 	}
 	for i, v := range d {
@@ -279,7 +286,7 @@ func (b *Backend[T]) LeakyReLUBackward(y, dy backend.Buf, slope float32) {
 	}
 	b.each(len(yd), len(yd), func(lo, hi int) {
 		if y32, ok := any(yd).([]float32); ok {
-			vec.LeakyBackward(y32[lo:hi], any(g).([]float32)[lo:hi], slope)
+			b.vec.LeakyBackward(y32[lo:hi], any(g).([]float32)[lo:hi], slope)
 			return
 		}
 		for i, v := range yd[lo:hi] {
@@ -615,7 +622,7 @@ func (b *Backend[T]) Adam(p, g, m, v backend.Buf, segs []backend.AdamSegment, h 
 			lo, hi = s.Off+lo, s.Off+hi
 			if is32 { // backend.AdamElem's arithmetic, eight values at a time
 				g32, m32, v32 := any(gd).([]float32), any(md).([]float32), any(vd).([]float32)
-				vec.Adam(p32[lo:hi], g32[lo:hi], m32[lo:hi], v32[lo:hi], float32(1-b1), float32(b2), float32(1-b2), float32(eps), float32(stepSize), float32(bc2))
+				b.vec.Adam(p32[lo:hi], g32[lo:hi], m32[lo:hi], v32[lo:hi], float32(1-b1), float32(b2), float32(1-b2), float32(eps), float32(stepSize), float32(bc2))
 				return
 			}
 			for i := lo; i < hi; i++ {

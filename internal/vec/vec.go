@@ -12,6 +12,17 @@ package vec
 
 import "math"
 
+// Loops runs the loops with the assembly where the CPU has it (Best) or
+// in Go only (Portable, for tests and comparisons): the bits are the same.
+type Loops struct{ asm bool }
+
+var (
+	// Best uses the AVX2 assembly when the CPU (and OS) support it.
+	Best = Loops{asm: useAVX2}
+	// Portable runs everything in Go.
+	Portable = Loops{}
+)
+
 // Adam applies one Adam step to every value (see backend.AdamElem, whose
 // arithmetic this is): with c1 = 1 − β1 and c2 = 1 − β2 given rounded to
 // float32,
@@ -20,11 +31,11 @@ import "math"
 //	p ← p − (stepSize·m) / (√v / bc2Sqrt + eps)
 //
 // p, m and v are updated in place; g, m and v must be as long as p.
-func Adam(p, g, m, v []float32, c1, beta2, c2, eps, stepSize, bc2Sqrt float32) {
+func (l Loops) Adam(p, g, m, v []float32, c1, beta2, c2, eps, stepSize, bc2Sqrt float32) {
 	n := len(p)
 	g, m, v = g[:n], m[:n], v[:n]
 	i := 0
-	if useAVX2 {
+	if l.asm {
 		i = n &^ 7
 		if i > 0 {
 			adamAVX2(p[:i], g[:i], m[:i], v[:i], c1, beta2, c2, eps, stepSize, bc2Sqrt)
@@ -43,9 +54,9 @@ func Adam(p, g, m, v []float32, c1, beta2, c2, eps, stepSize, bc2Sqrt float32) {
 
 // Leaky sets p[i] = x·slope where x = p[i] + bias is negative, else x (NaN
 // and −0 keep their value).
-func Leaky(p []float32, bias, slope float32) {
+func (l Loops) Leaky(p []float32, bias, slope float32) {
 	i := 0
-	if useAVX2 {
+	if l.asm {
 		i = len(p) &^ 7
 		if i > 0 {
 			leakyAVX2(p[:i], bias, slope)
@@ -70,10 +81,10 @@ func mask(c bool) uint32 {
 
 // LeakyBackward scales g[i] by slope where y[i] ≤ 0; g must be as long as
 // y.
-func LeakyBackward(y, g []float32, slope float32) {
+func (l Loops) LeakyBackward(y, g []float32, slope float32) {
 	g = g[:len(y)]
 	i := 0
-	if useAVX2 {
+	if l.asm {
 		i = len(y) &^ 7
 		if i > 0 {
 			leakyBackwardAVX2(y[:i], g[:i], slope)

@@ -17,6 +17,3 @@ func leakyAVX2(p []float32, bias, slope float32)
 
 //go:noescape
 func leakyBackwardAVX2(y, g []float32, slope float32)
-
-// setAVX2 switches the assembly loops on or off, for tests.
-func setAVX2(on bool) { useAVX2 = on && cpu.X86.HasAVX2 }

@@ -10,5 +10,3 @@ func adamAVX2(p, g, m, v []float32, c1, beta2, c2, eps, stepSize, bc2Sqrt float3
 }
 func leakyAVX2(p []float32, bias, slope float32)      { panic("vec: no assembly") }
 func leakyBackwardAVX2(y, g []float32, slope float32) { panic("vec: no assembly") }
-
-func setAVX2(bool) {}

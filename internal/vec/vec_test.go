@@ -41,19 +41,11 @@ func sameBits(got, want []float32) int {
 	return -1
 }
 
-// withoutAsm runs f with the assembly loops switched off.
-func withoutAsm(f func()) {
-	saved := useAVX2
-	setAVX2(false)
-	defer setAVX2(saved)
-	f()
-}
-
 // TestAsmGivesGoBits: every loop gives the Go loop's bits, on every length
 // from 0 to 70 and at every start within a block of eight, on values
 // including zeros of both signs, infinities, NaNs and subnormals.
 func TestAsmGivesGoBits(t *testing.T) {
-	if !useAVX2 {
+	if !Best.asm {
 		t.Skip("no AVX2 on this CPU: only the Go loops run")
 	}
 	rnd := rand.New(rand.NewPCG(3, 1))
@@ -63,20 +55,18 @@ func TestAsmGivesGoBits(t *testing.T) {
 			for i := range v {
 				v[i] = float32(math.Abs(float64(v[i])))
 			}
-			run := func() [][]float32 {
+			run := func(l Loops) [][]float32 {
 				pp, mm, vv := append([]float32(nil), p...), append([]float32(nil), m...), append([]float32(nil), v...)
-				Adam(pp[off:], g[off:], mm[off:], vv[off:], 0.5, 0.999, 1-0.999, 1e-8, 2e-4, 0.03)
-				l := append([]float32(nil), p...)
-				Leaky(l[off:], 0.25, 0.2)
+				l.Adam(pp[off:], g[off:], mm[off:], vv[off:], 0.5, 0.999, 1-0.999, 1e-8, 2e-4, 0.03)
+				lk := append([]float32(nil), p...)
+				l.Leaky(lk[off:], 0.25, 0.2)
 				l0 := append([]float32(nil), p...)
-				Leaky(l0[off:], 0, 0.2)
+				l.Leaky(l0[off:], 0, 0.2)
 				lb := append([]float32(nil), g...)
-				LeakyBackward(p[off:], lb[off:], 0.2)
-				return [][]float32{pp, mm, vv, l, l0, lb}
+				l.LeakyBackward(p[off:], lb[off:], 0.2)
+				return [][]float32{pp, mm, vv, lk, l0, lb}
 			}
-			got := run()
-			var want [][]float32
-			withoutAsm(func() { want = run() })
+			got, want := run(Best), run(Portable)
 			for k, name := range []string{"Adam p", "Adam m", "Adam v", "Leaky", "Leaky without bias", "LeakyBackward"} {
 				if i := sameBits(got[k], want[k]); i >= 0 {
 					t.Fatalf("%s, %d values from %d: value %d is %v, Go gives %v", name, n, off, i, got[k][i], want[k][i])
@@ -107,10 +97,12 @@ func TestLeakyMatchesTheBranchingLoops(t *testing.T) {
 				}
 				want[j] = y
 			}
-			got := append([]float32(nil), x...)
-			Leaky(got, v, s)
-			if i := testkit.FirstBitDiff(got, want); i >= 0 {
-				t.Fatalf("Leaky bias %v slope %v: value %d (%v): %v, want %v", v, s, i, x[i], got[i], want[i])
+			for _, l := range []Loops{Best, Portable} {
+				got := append([]float32(nil), x...)
+				l.Leaky(got, v, s)
+				if i := testkit.FirstBitDiff(got, want); i >= 0 {
+					t.Fatalf("Leaky (asm %v) bias %v slope %v: value %d (%v): %v, want %v", l.asm, v, s, i, x[i], got[i], want[i])
+				}
 			}
 		}
 	}
@@ -129,9 +121,12 @@ func TestLeakyMatchesTheBranchingLoops(t *testing.T) {
 					want[i] *= s
 				}
 			}
-			LeakyBackward(y, g, s)
-			if i := testkit.FirstBitDiff(g, want); i >= 0 {
-				t.Fatalf("LeakyBackward slope %v: value %d (y %v): %v, want %v", s, i, y[i], g[i], want[i])
+			for _, l := range []Loops{Best, Portable} {
+				got := append([]float32(nil), g...)
+				l.LeakyBackward(y, got, s)
+				if i := testkit.FirstBitDiff(got, want); i >= 0 {
+					t.Fatalf("LeakyBackward (asm %v) slope %v: value %d (y %v): %v, want %v", l.asm, s, i, y[i], got[i], want[i])
+				}
 			}
 		}
 	}
