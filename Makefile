@@ -2,6 +2,7 @@
 GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 30
+REVS ?= e19b41c HEAD
 
 .PHONY: help build test run bench bench-gpu gpu-check gpu-bundle cudasim lint fuzz docker clean
 
@@ -49,6 +50,9 @@ reproduce-mnist: ## one MNIST epoch at the paper's settings, probes, occlusion a
 
 quickstart-figures: ## time `pad train` on the built-in sample and print its probe accuracy
 	scripts/quickstart-figures.sh
+
+cpu-compare: ## pad bench --device cpu of the binaries of REVS, alternated, beside the PyTorch CPU peer
+	scripts/cpu-compare.sh $(REVS)
 
 gemm-rates: ## SGEMM GFLOP/s on the CPU backend's shapes, against gonum and the core's FP32 peak
 	scripts/gemm-rates.sh
