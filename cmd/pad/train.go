@@ -18,7 +18,7 @@ const trainUsage = `
 Usage: pad train [--config FILE|NAME] [--set key=value]... [--resume] [--device auto|cpu|cuda]
 
 Trains a PAD model. Without --config it runs the quickstart: a small model
-on the Fashion-MNIST sample built into pad, on the CPU, in a few minutes.
+on the Fashion-MNIST sample built into pad, on the CPU, in about a minute.
 --config takes a TOML file or the name of a built-in config (see
 'pad train --list'); --set overrides any key, e.g. --set train.epochs=10.
 
