@@ -35,7 +35,7 @@ func (g *Gemm) SgemmEach(transA bool, m, n, k int, alpha float32, a []float32, l
 	}
 	e := &g.each
 	e.t, e.chunk, e.done = t, chunk, done
-	e.packA(g.w[0])
+	g.prepackA(&e.a, &e.t)
 	chunks := ceilDiv(n, chunk)
 	if g.threads > 1 && chunks > 1 && !g.pool.closed.Load() {
 		j := &g.pool.job
@@ -54,36 +54,62 @@ func (g *Gemm) SgemmEach(transA bool, m, n, k int, alpha float32, a []float32, l
 // eachJob is the state of an SgemmEach call that its threads share: the
 // product, the chunk size and consumer, and op(A) packed once for all.
 type eachJob struct {
-	t      task
-	chunk  int
-	done   func(j0, j1 int, c []float32)
-	apack  []float32 // op(A) packed: block (pc, ic) at (pc/kb·icBlocks + ic/mc)·ablock
-	ablock int       // floats per packed block of A
-	kcMax  int
-	mcMax  int
+	t     task
+	chunk int
+	done  func(j0, j1 int, c []float32)
+	a     packedA
 }
 
-// packA packs all of op(A), block by block as run packs it, on w's
-// goroutine.
-func (e *eachJob) packA(w *worker) {
-	t := &e.t
+// packedA is all of op(A) of a product packed ahead, block by block as
+// worker.run packs it, for threads that each compute some columns of C
+// and would otherwise each pack all of op(A) again. (For Sgemm's own cuts
+// along n this measured no faster: packed ahead, a block comes from L3
+// rather than from L2 where it was just packed.)
+type packedA struct {
+	t          task // the product being packed, during prepackA
+	packBlocks func(lo, hi int)
+	buf        []float32
+	block      int // floats per packed block
+	kcMax      int // steps of k per block (the product's k block)
+	mcMax      int // rows per block
+	icBlocks   int
+}
+
+// at returns the packed block of rows from ic and steps of k from pc.
+func (a *packedA) at(pc, ic int) []float32 {
+	off := (pc/a.kcMax*a.icBlocks + ic/a.mcMax) * a.block
+	return a.buf[off : off+a.block]
+}
+
+// prepackA packs op(A) of t (rows 0…m, steps 0…k) into a, the blocks
+// spread over g's threads.
+func (g *Gemm) prepackA(a *packedA, t *task) {
 	k := t.kern
 	m, kk := t.i1, t.p1
 	if kk == 0 || t.alpha == 0 {
 		return
 	}
-	e.kcMax = min(t.kb, kk)
-	e.mcMax = min(t.mc, roundUp(m, k.mr))
-	e.ablock = ceilDiv(e.mcMax, k.mr) * panelStride(k.mr, e.kcMax)
-	icBlocks := ceilDiv(m, e.mcMax)
-	e.apack = grow(e.apack, ceilDiv(kk, e.kcMax)*icBlocks*e.ablock)
-	for pc := 0; pc < kk; pc += e.kcMax {
-		kc := min(e.kcMax, kk-pc)
-		for ic := 0; ic < m; ic += e.mcMax {
-			mc := min(e.mcMax, m-ic)
-			off := (pc/e.kcMax*icBlocks + ic/e.mcMax) * e.ablock
-			packA(e.apack[off:off+e.ablock], t.a, t.lda, t.transA, ic, mc, pc, kc, &k)
-		}
+	a.kcMax = min(t.kb, kk)
+	a.mcMax = min(t.mc, roundUp(m, k.mr))
+	a.block = ceilDiv(a.mcMax, k.mr) * panelStride(k.mr, a.kcMax)
+	a.icBlocks = ceilDiv(m, a.mcMax)
+	blocks := ceilDiv(kk, a.kcMax) * a.icBlocks
+	a.buf = grow(a.buf, blocks*a.block)
+	a.t = *t
+	g.For(blocks, a.packBlocks)
+	a.t = task{}
+}
+
+// pack packs blocks [lo, hi) of a.t's op(A), in order pc, then ic. Its
+// method value is made once, in New (packBlocks), so that handing it to
+// For allocates nothing.
+func (a *packedA) pack(lo, hi int) {
+	t := &a.t
+	k := t.kern
+	m, kk := t.i1, t.p1
+	for b := lo; b < hi; b++ {
+		pc, ic := b/a.icBlocks*a.kcMax, b%a.icBlocks*a.mcMax
+		packA(a.at(pc, ic), t.a, t.lda, t.transA, ic, min(a.mcMax, m-ic), pc, min(a.kcMax, kk-pc), &k)
 	}
 }
 
@@ -102,20 +128,18 @@ func (e *eachJob) run(w *worker, c int) {
 		return
 	}
 	nr := k.nr
-	w.bufB = grow(w.bufB, ceilDiv(cols, nr)*panelStride(nr, e.kcMax))
+	a := &e.a
+	w.bufB = grow(w.bufB, ceilDiv(cols, nr)*panelStride(nr, a.kcMax))
 	w.tile = grow(w.tile, k.mr*nr)
-	icBlocks := ceilDiv(m, e.mcMax)
-	for pc := 0; pc < kk; pc += e.kcMax {
-		kc := min(e.kcMax, kk-pc)
+	for pc := 0; pc < kk; pc += a.kcMax {
+		kc := min(a.kcMax, kk-pc)
 		beta := float32(0)
 		if pc > 0 {
 			beta = 1
 		}
 		t.bp.PackB(w.bufB, panelStride(nr, kc), nr, pc, kc, j0, cols)
-		for ic := 0; ic < m; ic += e.mcMax {
-			mc := min(e.mcMax, m-ic)
-			off := (pc/e.kcMax*icBlocks + ic/e.mcMax) * e.ablock
-			w.macro(&t, k, e.apack[off:off+e.ablock], ic, mc, 0, cols, kc, beta)
+		for ic := 0; ic < m; ic += a.mcMax {
+			w.macro(&t, k, a.at(pc, ic), ic, min(a.mcMax, m-ic), 0, cols, kc, beta)
 		}
 	}
 	e.done(j0, j0+cols, t.c)

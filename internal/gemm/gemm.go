@@ -81,6 +81,7 @@ func newGemm(threads int, k kernel) *Gemm {
 		g.w[i] = &worker{}
 	}
 	g.pool = newPool(g.w[0], g.w[1:])
+	g.each.a.packBlocks = g.each.a.pack
 	runtime.AddCleanup(g, (*pool).close, g.pool)
 	return g
 }

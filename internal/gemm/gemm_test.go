@@ -548,6 +548,11 @@ func TestCleanup(t *testing.T) {
 	for range 5 {
 		g := New(3)
 		g.Sgemm(false, false, 100, 100, 100, 1, make([]float32, 10000), 100, make([]float32, 10000), 100, 0, make([]float32, 10000), 100)
+		// Products cut between the threads (along n, A packed ahead), a
+		// chunked one and a loop: what the pool last ran must not keep g.
+		g.Sgemm(false, false, 64, 2048, 256, 1, make([]float32, 64*256), 256, make([]float32, 256*2048), 2048, 0, make([]float32, 64*2048), 2048)
+		g.SgemmEach(false, 64, 2048, 256, 1, make([]float32, 64*256), 256, matPacker{b: make([]float32, 256*2048), ldb: 2048}, 512, func(int, int, []float32) {})
+		g.For(100, func(int, int) {})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
