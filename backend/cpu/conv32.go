@@ -22,29 +22,8 @@ import (
 
 // gather2D sets d[p·ldd + i] = s[p·lds + i·stride] for p < rows, i < n.
 func gather2D(d, s unsafe.Pointer, rows, n, ldd, lds, stride int) {
-	if stride == 1 {
-		for p := 0; p < rows; p++ {
-			copy(unsafe.Slice((*float32)(unsafe.Add(d, p*ldd*4)), n), unsafe.Slice((*float32)(unsafe.Add(s, p*lds*4)), n))
-		}
-		return
-	}
-	st := stride * 4
 	for p := 0; p < rows; p++ {
-		dr, sr := unsafe.Add(d, p*ldd*4), unsafe.Add(s, p*lds*4)
-		i := 0
-		for ; i+4 <= n; i += 4 {
-			a := *(*float32)(unsafe.Add(sr, i*st))
-			b := *(*float32)(unsafe.Add(sr, (i+1)*st))
-			c := *(*float32)(unsafe.Add(sr, (i+2)*st))
-			e := *(*float32)(unsafe.Add(sr, (i+3)*st))
-			*(*float32)(unsafe.Add(dr, i*4)) = a
-			*(*float32)(unsafe.Add(dr, i*4+4)) = b
-			*(*float32)(unsafe.Add(dr, i*4+8)) = c
-			*(*float32)(unsafe.Add(dr, i*4+12)) = e
-		}
-		for ; i < n; i++ {
-			*(*float32)(unsafe.Add(dr, i*4)) = *(*float32)(unsafe.Add(sr, i*st))
-		}
+		gather1D(unsafe.Add(d, p*ldd*4), unsafe.Add(s, p*lds*4), n, stride)
 	}
 }
 

@@ -1,8 +1,6 @@
 package gemm
 
 import (
-	"math"
-	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -63,24 +61,7 @@ func TestSgemmPackedGivesSgemmBits(t *testing.T) {
 
 // productPacked is product with B handed over through matPacker.
 func productPacked(g *Gemm, tc gemmCase, seed uint64) []float32 {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	ra, ca := tc.m, tc.k
-	if tc.transA {
-		ra, ca = ca, ra
-	}
-	rb, cb := tc.k, tc.n
-	if tc.transB {
-		rb, cb = cb, rb
-	}
-	lda, ldb, ldc := ca+tc.padA, cb+tc.padB, tc.n+tc.padC
-	a := randSlice(rng, (ra-1)*lda+ca)
-	b := randSlice(rng, (rb-1)*ldb+cb)
-	c := randSlice(rng, tc.m*ldc)
-	if tc.nanC {
-		for i := range c {
-			c[i] = float32(math.NaN())
-		}
-	}
+	a, b, c, lda, ldb, ldc := productInputs(tc, seed)
 	g.SgemmPacked(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a, lda, matPacker{b: b, ldb: ldb, trans: tc.transB}, tc.beta, c, ldc)
 	return c
 }
@@ -117,18 +98,12 @@ func TestSgemmEachGivesSgemmBits(t *testing.T) {
 		for _, g := range testKernels(threads) {
 			for _, tc := range cases {
 				want := product(g, gemmCase{transA: tc.transA, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha, nanC: true}, 9)
-				rng := rand.New(rand.NewPCG(9, 1))
-				ra, ca := tc.m, tc.k
-				if tc.transA {
-					ra, ca = ca, ra
-				}
-				a := randSlice(rng, max(0, (ra-1)*ca+ca))
-				b := randSlice(rng, max(0, (tc.k-1)*tc.n+tc.n))
+				a, b, _, lda, _, _ := productInputs(gemmCase{transA: tc.transA, m: tc.m, n: tc.n, k: tc.k}, 9)
 				for _, chunk := range []int{1, 7, 32, 100, tc.n + 5} {
 					got := make([]float32, tc.m*tc.n)
 					seen := make([]int, tc.n)
 					var mu sync.Mutex
-					g.SgemmEach(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a, max(1, ca), matPacker{b: b, ldb: tc.n}, chunk, func(j0, j1 int, c []float32) {
+					g.SgemmEach(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a, max(1, lda), matPacker{b: b, ldb: tc.n}, chunk, func(j0, j1 int, c []float32) {
 						mu.Lock()
 						defer mu.Unlock()
 						if j0%chunk != 0 || j1 != min(j0+chunk, tc.n) || len(c) != tc.m*(j1-j0) {

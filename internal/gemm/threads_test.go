@@ -26,6 +26,13 @@ var threadCases = []gemmCase{
 
 // product runs tc on g with inputs drawn from seed and returns C.
 func product(g *Gemm, tc gemmCase, seed uint64) []float32 {
+	a, b, c, lda, ldb, ldc := productInputs(tc, seed)
+	g.Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+	return c
+}
+
+// productInputs draws the operands of tc from seed.
+func productInputs(tc gemmCase, seed uint64) (a, b, c []float32, lda, ldb, ldc int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	ra, ca := tc.m, tc.k
 	if tc.transA {
@@ -35,17 +42,16 @@ func product(g *Gemm, tc gemmCase, seed uint64) []float32 {
 	if tc.transB {
 		rb, cb = cb, rb
 	}
-	lda, ldb, ldc := ca+tc.padA, cb+tc.padB, tc.n+tc.padC
-	a := randSlice(rng, (ra-1)*lda+ca)
-	b := randSlice(rng, (rb-1)*ldb+cb)
-	c := randSlice(rng, tc.m*ldc)
+	lda, ldb, ldc = ca+tc.padA, cb+tc.padB, tc.n+tc.padC
+	a = randSlice(rng, (ra-1)*lda+ca)
+	b = randSlice(rng, (rb-1)*ldb+cb)
+	c = randSlice(rng, tc.m*ldc)
 	if tc.nanC {
 		for i := range c {
 			c[i] = float32(math.NaN())
 		}
 	}
-	g.Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
-	return c
+	return a, b, c, lda, ldb, ldc
 }
 
 // TestThreadCountGivesSameBits checks that a product gives the same bits
