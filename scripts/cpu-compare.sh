@@ -17,7 +17,7 @@ ITERS=${ITERS:-30}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PEER=${PEER:-../shared/bench/bench_torch.py}
 work=$(mktemp -d)
-trap 'git worktree prune >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; git worktree prune >/dev/null 2>&1 || true' EXIT
 
 echo "machine: $(uname -srm), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
