@@ -62,20 +62,15 @@ func validRange(n, stride, off, size int) (lo, hi int) {
 	return lo, hi
 }
 
-// im2col fills col [C·R·S, N·P·Q] from x [N, C, H, W].
+// im2col fills col [C·R·S, N·P·Q] from x [N, C, H, W] (the float64 twin;
+// the float32 backend packs from x, implicit.go).
 func (b *Backend[T]) im2col(g backend.ConvGeom, x, col []T) {
-	if x32, ok := any(x).([]float32); ok {
-		col32 := any(col).([]float32)
-		b.parallel(g.C*g.R*g.S, func(lo, hi int) { im2colRows32(g, x32, col32, lo, hi) })
-		return
-	}
 	b.parallel(g.C*g.R*g.S, func(lo, hi int) { im2colRows(g, x, col, lo, hi) })
 }
 
 // im2colRows fills rows [lo, hi) of col: row (c, r, s) holds, for each
 // output position (n, p, q), the input value under tap (r, s) of channel
-// c, or 0 in the padding. The float32 backend uses im2colRows32, which
-// moves the same values.
+// c, or 0 in the padding.
 func im2colRows[T Float](g backend.ConvGeom, x, col []T, lo, hi int) {
 	pq := g.P * g.Q
 	npq := g.N * pq
@@ -110,17 +105,28 @@ func im2colRows[T Float](g backend.ConvGeom, x, col []T, lo, hi int) {
 }
 
 // col2im adds col [C·R·S, N·P·Q] into dx [N, C, H, W] (after scaling dx by
-// beta). Each (n, c) plane is written by one worker only.
+// beta), for the float64 twin (the float32 backend runs col2imPlanes32 on
+// chunks of col, convBackwardData32). Each (n, c) plane is written by one
+// worker only.
 func (b *Backend[T]) col2im(g backend.ConvGeom, col, dx []T, beta float32) {
 	hw := g.H * g.W
 	b.parallel(g.N*g.C, func(lo, hi int) {
 		scaleBy(dx[lo*hw:hi*hw], beta)
-		if col32, ok := any(col).([]float32); ok {
-			col2imPlanes32(g, col32, any(dx).([]float32), lo, hi)
-			return
-		}
 		col2imPlanes(g, col, dx, lo, hi)
 	})
+}
+
+// scaleBy sets x = beta·x (x = 0 when beta is 0, whatever x held).
+func scaleBy[T Float](x []T, beta float32) {
+	switch beta {
+	case 0:
+		clear(x)
+	case 1:
+	default:
+		for i := range x {
+			x[i] *= T(beta)
+		}
+	}
 }
 
 // col2imPlanes adds col into the (n, c) planes [lo, hi) of dx: each tap

@@ -6,26 +6,19 @@ import (
 	"github.com/pad-dreaming/pad/backend"
 )
 
-// The float32 backend's im2col and col2im. They move the same values in
-// the same order as the generic loops of conv.go, im2colRows and
-// col2imPlanes (col2im adds in the same order, so the sums round the same
-// way); what differs is the cost of a run. PAD's layers are 4×4
+// The float32 backend's col2im. It adds the same values in the same order
+// as the generic loop of conv.go, col2imPlanes, so the sums round the same
+// way; what differs is the cost of a run. PAD's layers are 4×4
 // convolutions of stride 2 on small planes (a run of an output row is 16,
-// 8 or 4 values), so the generic loops spend most of their time slicing
-// and bounds-checking per run and per value. Here the valid range of a
-// row is worked out once per (c, r, s), the runs are moved through
-// pointers, and the borders are cleared per plane.
+// 8 or 4 values), so the generic loop spends most of its time slicing and
+// bounds-checking per run and per value. Here the valid range of a tap is
+// worked out once per (r, s) and the runs are moved through pointers.
+// (The float32 backend needs no im2col: its convolutions pack from the
+// images, implicit.go.)
 //
-// Every address formed lies inside x, col or dx: the runs cover the output
+// Every address formed lies inside col or dx: the runs cover the output
 // positions whose input position is inside the plane (validRange), and
 // the slices are checked once, up front.
-
-// gather2D sets d[p·ldd + i] = s[p·lds + i·stride] for p < rows, i < n.
-func gather2D(d, s unsafe.Pointer, rows, n, ldd, lds, stride int) {
-	for p := 0; p < rows; p++ {
-		gather1D(unsafe.Add(d, p*ldd*4), unsafe.Add(s, p*lds*4), n, stride)
-	}
-}
 
 // scatterAdd2D adds s[p·lds + i] to d[p·ldd + i·stride] for p < rows,
 // i < n, in order of p, then i.
@@ -42,38 +35,6 @@ func scatterAdd2D(d, s unsafe.Pointer, rows, n, ldd, lds, stride int) {
 		}
 		for ; i < n; i++ {
 			*(*float32)(unsafe.Add(dr, i*st)) += *(*float32)(unsafe.Add(sr, i*4))
-		}
-	}
-}
-
-// im2colRows32 fills rows [lo, hi) of col [C·R·S, N·P·Q] from x [N, C, H, W].
-func im2colRows32(g backend.ConvGeom, x, col []float32, lo, hi int) {
-	pq := g.P * g.Q
-	npq := g.N * pq
-	hw := g.H * g.W
-	_ = x[g.N*g.C*hw-1]
-	_ = col[hi*npq-1]
-	for row := lo; row < hi; row++ {
-		c, rs := row/(g.R*g.S), row%(g.R*g.S)
-		r, s := rs/g.S, rs%g.S
-		q0, q1 := validRange(g.Q, g.Stride, s-g.Pad, g.W)
-		p0, p1 := validRange(g.P, g.Stride, r-g.Pad, g.H)
-		dst := col[row*npq : (row+1)*npq]
-		if p0 >= p1 || q0 >= q1 {
-			clear(dst)
-			continue
-		}
-		border := p0 > 0 || p1 < g.P || q0 > 0 || q1 < g.Q
-		nq := q1 - q0
-		off := q0*g.Stride + s - g.Pad // input column of output column q0
-		for n := 0; n < g.N; n++ {
-			o := dst[n*pq : (n+1)*pq]
-			if border {
-				clear(o)
-			}
-			h0 := p0*g.Stride + r - g.Pad // input row of output row p0
-			gather2D(unsafe.Pointer(&o[p0*g.Q+q0]), unsafe.Pointer(&x[(n*g.C+c)*hw+h0*g.W+off]),
-				p1-p0, nq, g.Q, g.Stride*g.W, g.Stride)
 		}
 	}
 }

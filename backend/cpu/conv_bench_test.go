@@ -37,18 +37,18 @@ func BenchmarkConv(b *testing.B) {
 		}
 		run("forward", func() { be.ConvForward(g, Wrap(x), Wrap(w), Wrap(y)) })
 		run("forward-explicit", func() {
-			be.im2col(g, x, col)
+			explicitIm2col(be, g, x, col)
 			be.gemm.Sgemm(false, false, g.K, npq, crs, 1, w, crs, col, npq, 0, tmp, npq)
 		})
 		run("data", func() { be.ConvBackwardData(g, Wrap(dy), Wrap(w), Wrap(dx), 0) })
 		run("data-explicit", func() {
 			be.nchwToKM(g, dy, tmp)
 			be.gemm.Sgemm(true, false, crs, npq, g.K, 1, w, crs, tmp, npq, 0, col, npq)
-			be.col2im(g, col, dx, 0)
+			explicitCol2im(be, g, col, dx, 0)
 		})
 		run("filter", func() { be.ConvBackwardFilter(g, Wrap(x), Wrap(dy), Wrap(dw), 0) })
 		run("filter-explicit", func() {
-			be.im2col(g, x, col)
+			explicitIm2col(be, g, x, col)
 			be.nchwToKM(g, dy, tmp)
 			be.gemm.Sgemm(false, true, g.K, crs, npq, 1, tmp, npq, col, npq, 0, dw, crs)
 		})

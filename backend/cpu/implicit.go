@@ -15,11 +15,12 @@ import (
 // packed are the values col would hold, so forward and backward-filter
 // give the bits of the explicit path, without writing or reading col.
 //
-// Backward-data keeps the explicit form (a GEMM into col, then col2im):
-// its phase-by-phase form, each of the stride² phases of dx a stride-1
-// correlation of dy, would gather B from dy, which in PAD's layers has
-// twice as many channels as dx, so twice the values col holds; it
-// measured 2–7× slower (BenchmarkConv).
+// Backward-data keeps the explicit form, a GEMM into col, then col2im,
+// but makes col a few images at a time and consumes each chunk in cache
+// (convBackwardData32). Its phase-by-phase form, each of the stride²
+// phases of dx a stride-1 correlation of dy, would gather B from dy, which
+// in PAD's layers has twice as many channels as dx, so twice the values
+// col holds: tried, it measured 2–7× slower on PAD's layers.
 
 // tap is one row of a gathered B operand: the source plane and the offset
 // of the tap from the output position, with the output positions whose
@@ -177,7 +178,7 @@ type patchCols struct {
 
 // colRun is a run of a panel's columns: taps (c, r, s0…s0+n−1) at panel
 // column at; off = (c·H + r)·W + s0 is its offset in an image.
-type colRun struct{ c, r, s0, n, at, off int }
+type colRun struct{ r, s0, n, at, off int }
 
 // PackB implements gemm.Packer. Each panel's columns are cut into runs
 // once; then, position by position, each run is a piece of an input row.
@@ -203,7 +204,7 @@ func (pc *patchCols) PackB(dst []float32, ps, nr, p0, kc, j0, nc int) {
 		four := true // every run a whole row of 4 taps
 		for at := 0; at < cols; {
 			n := min(g.S-s, cols-at)
-			runs = append(runs, colRun{c, r, s, n, at, (c*g.H+r)*g.W + s})
+			runs = append(runs, colRun{r, s, n, at, (c*g.H+r)*g.W + s})
 			four = four && n == 4
 			at += n
 			if s = 0; r+1 == g.R {
@@ -312,19 +313,6 @@ func (b *Backend[T]) convBackwardData32(g backend.ConvGeom, dy, w, dx []float32,
 // are made and consumed at a time: 64 Ki values, 256 KiB, which stay in a
 // core's cache between the product and their consumer.
 const colChunk = 1 << 16
-
-// scaleBy sets x = beta·x (x = 0 when beta is 0, whatever x held).
-func scaleBy[T Float](x []T, beta float32) {
-	switch beta {
-	case 0:
-		clear(x)
-	case 1:
-	default:
-		for i := range x {
-			x[i] *= T(beta)
-		}
-	}
-}
 
 // convBackwardFilter32 is ConvBackwardFilter's product on the float32
 // backend: dw = tmp · colᵀ + beta·dw, with colᵀ packed from x.

@@ -82,7 +82,7 @@ func TestPackersGiveTheColumns(t *testing.T) {
 func explicitConv(b *Backend[float32], g backend.ConvGeom, x, w, dy, dw []float32, beta float32) (tmp []float32) {
 	crs, npq := g.C*g.R*g.S, g.N*g.P*g.Q
 	col := make([]float32, crs*npq)
-	im2colRows32(g, x, col, 0, crs)
+	explicitIm2col(b, g, x, col)
 	tmp = make([]float32, g.K*npq)
 	b.gemm.Sgemm(false, false, g.K, npq, crs, 1, w, crs, col, npq, 0, tmp, npq)
 	dyKM := make([]float32, g.K*npq)
@@ -136,7 +136,7 @@ func TestImplicitConvGivesExplicitBits(t *testing.T) {
 				col, dyKM := make([]float32, crs*npq), make([]float32, g.K*npq)
 				b.nchwToKM(g, dy, dyKM)
 				b.gemm.Sgemm(true, false, crs, npq, g.K, 1, w, crs, dyKM, npq, 0, col, npq)
-				b.col2im(g, col, wantDx, beta)
+				explicitCol2im(b, g, col, wantDx, beta)
 				dx := Wrap(dx0)
 				b.ConvBackwardData(g, Wrap(dy), Wrap(w), dx, beta)
 				if j := testkit.FirstBitDiff(Data(dx), wantDx); j >= 0 {
