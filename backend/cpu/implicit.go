@@ -105,6 +105,9 @@ func (b *gatherB) PackB(dst []float32, ps, nr, p0, kc, j0, nc int) {
 			}
 			s := unsafe.Add(src, (u.src+tapOff)*4)
 			if u.x >= t.x0 && u.x+u.len <= t.x1 {
+				// gather1D's loop inline for PAD's stride 2 and runs of
+				// 4, 8 and 16: the call costs 10–15 % of the packing
+				// (BenchmarkPack).
 				if st == 2 && u.len&3 == 0 {
 					for k := 0; k < u.len; k += 4 {
 						a0 := *(*float32)(unsafe.Add(s, k*8))

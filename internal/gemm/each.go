@@ -28,13 +28,10 @@ func (g *Gemm) SgemmEach(transA bool, m, n, k int, alpha float32, a []float32, l
 	if k > 0 && alpha != 0 {
 		checkMat("A", transA, m, k, a, lda)
 	}
-	t := task{
-		kern: g.kern, kc: g.kc, mc: g.mc, nc: g.nc, kb: blockK(max(k, 1), g.kc),
-		transA: transA, a: a, lda: lda, bp: b,
-		i0: 0, i1: m, j0: 0, j1: n, p0: 0, p1: k, alpha: alpha,
-	}
 	e := &g.each
-	e.t, e.chunk, e.done = t, chunk, done
+	e.t = task{transA: transA, a: a, lda: lda, bp: b}
+	g.frame(&e.t, m, n, k, alpha, 0)
+	e.chunk, e.done = chunk, done
 	g.prepackA(&e.a, &e.t)
 	chunks := ceilDiv(n, chunk)
 	if g.threads > 1 && chunks > 1 && !g.pool.closed.Load() {

@@ -172,9 +172,8 @@ func trivial(m, n, k int, alpha, beta float32, c []float32, ldc int) bool {
 // run computes the m×n×k product t describes (its operands set), on the
 // calling goroutine or cut between g's threads.
 func (g *Gemm) run(t task, m, n, k int, alpha, beta float32, c []float32, ldc int) {
-	t.kern, t.kc, t.mc, t.nc, t.kb = g.kern, g.kc, g.mc, g.nc, blockK(k, g.kc)
-	t.i0, t.i1, t.j0, t.j1, t.p0, t.p1 = 0, m, 0, n, 0, k
-	t.alpha, t.beta, t.c, t.ldc = alpha, beta, c, ldc
+	g.frame(&t, m, n, k, alpha, beta)
+	t.c, t.ldc = c, ldc
 	if g.threads > 1 && !g.pool.closed.Load() {
 		if dim, size, chunks := g.plan(m, n, k); chunks > 1 {
 			g.parallel(&t, dim, size, chunks)
@@ -182,6 +181,15 @@ func (g *Gemm) run(t task, m, n, k int, alpha, beta float32, c []float32, ldc in
 		}
 	}
 	g.w[0].run(&t)
+}
+
+// frame sets what every task of an m×n×k product shares: g's kernel and
+// blocking, the product's k block, the whole ranges of rows, columns and
+// k, alpha and beta.
+func (g *Gemm) frame(t *task, m, n, k int, alpha, beta float32) {
+	t.kern, t.kc, t.mc, t.nc, t.kb = g.kern, g.kc, g.mc, g.nc, blockK(max(k, 1), g.kc)
+	t.i0, t.i1, t.j0, t.j1, t.p0, t.p1 = 0, m, 0, n, 0, k
+	t.alpha, t.beta = alpha, beta
 }
 
 // checkMat panics unless x is long enough to hold op(X), an r×c matrix

@@ -54,7 +54,8 @@ const (
 	splitEach // the column chunks of SgemmEach
 )
 
-// job is a product cut into chunks.
+// job is a product cut into chunks, SgemmEach's chunks of columns or a
+// loop of For's.
 type job struct {
 	t      task // the whole product
 	dim    split
